@@ -1,0 +1,291 @@
+"""The REST API under ``/api/v1``: rooms, invites, staff sessions; and health checks.
+
+Handlers only translate HTTP to calls on ``Consultations``/``Authenticator``
+and back; rules live there. Bodies are validated against the OpenAPI
+document, so the document and the handlers cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from . import openapi
+from .auth import Principal
+from .consultations import Consultations, check_owner
+from .errors import RoomServerError
+from .roles import ApiAction, Role, api_may
+from .services import Services, services_of
+from .store import RoomRow
+
+SESSION_COOKIE = "rs_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def iso(ts: int | None) -> str | None:
+    """Unix seconds as an RFC 3339 UTC timestamp."""
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def parse_time(value: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RoomServerError("invalid_request", f"Invalid value for {field}: not an RFC 3339 date-time.",
+                              422) from None
+    if parsed.tzinfo is None:
+        raise RoomServerError("invalid_request", f"Invalid value for {field}: the time zone is missing.", 422)
+    try:
+        return int(parsed.timestamp())
+    except (OverflowError, OSError, ValueError):
+        raise RoomServerError("invalid_request", f"Invalid value for {field}: out of range.", 422) from None
+
+
+def room_json(room: RoomRow) -> dict[str, Any]:
+    return {
+        "id": room.id, "title": room.title, "scheduled_start": iso(room.scheduled_start),
+        "scheduled_end": iso(room.scheduled_end), "waiting_room": room.waiting_room,
+        "max_participants": room.max_participants, "state": room.state, "created_by": room.created_by,
+        "created_at": iso(room.created_at), "ended_at": iso(room.ended_at), "ended_reason": room.ended_reason,
+        "join_path": f"/join/{room.id}",
+    }
+
+
+async def read_json(request: web.Request, schema: str, *, optional: bool = False) -> dict[str, Any]:
+    """The request body as a validated JSON object."""
+    if optional and not request.body_exists:
+        return {}
+    if request.content_type != "application/json":
+        raise RoomServerError("unsupported_media_type", "The request body must be JSON (application/json).", 415)
+    raw = await request.read()
+    if optional and not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RoomServerError("bad_json", "The request body is not valid JSON.", 400) from None
+    return openapi.validate(schema, body)
+
+
+def authenticate(request: web.Request) -> Principal:
+    """The caller, from a Bearer API key or a staff session cookie (with CSRF check)."""
+    svc = services_of(request.app)
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise RoomServerError("unauthenticated", "Use 'Authorization: Bearer <API key>'.", 401)
+        principal = svc.auth.from_api_key(value.strip())
+        if principal is None:
+            raise RoomServerError("bad_api_key", "The API key is not valid.", 401)
+        return principal
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        principal = svc.auth.from_session(session_id, svc.now())
+        if principal is None:
+            raise RoomServerError("session_expired", "The session has expired; sign in again.", 401)
+        if request.method not in _SAFE_METHODS and request.headers.get(CSRF_HEADER) != principal.csrf:
+            raise RoomServerError("csrf_failed", "The request lacks a valid X-CSRF-Token header.", 403)
+        return principal
+    raise RoomServerError("unauthenticated", "Sign in or send an API key.", 401)
+
+
+def require(principal: Principal, action: ApiAction) -> None:
+    if not api_may(principal.role, action):
+        raise RoomServerError("forbidden", f"The role {principal.role} may not do this.", 403)
+
+
+# health ---------------------------------------------------------------------
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    problems = []
+    if not svc.store.ping():
+        problems.append("database")
+    try:
+        svc.keyset.active
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        problems.append("signing keys")
+    if problems:
+        raise RoomServerError("not_ready", "Not ready: " + ", ".join(problems) + ".", 503)
+    return web.json_response({"status": "ready"})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+
+
+# sessions -------------------------------------------------------------------
+
+def _session_json(svc: Services, principal: Principal) -> dict[str, Any]:
+    account = svc.store.directory.account(principal.id)
+    return {"account": {"id": principal.id, "username": account.username if account else "",
+                        "display_name": principal.display_name, "role": principal.role,
+                        "department": principal.department_id},
+            "csrf_token": principal.csrf}
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    body = await read_json(request, "LoginRequest")
+    now = svc.now()
+    try:
+        session_id, principal = svc.auth.sign_in(body["username"], body["password"], now)
+    except RoomServerError as exc:
+        svc.store.audit.append(at=now, actor="anonymous", action="auth.sign_in_failed", detail={"code": exc.code})
+        raise
+    svc.store.audit.append(at=now, actor=principal.id, actor_role=principal.role, action="auth.signed_in")
+    response = web.json_response(_session_json(svc, principal))
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=svc.settings.auth.session_lifetime_seconds,
+                        httponly=True, samesite="Strict", secure=svc.cookie_secure, path="/")
+    return response
+
+
+async def who_am_i(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    if principal.kind != "staff":
+        raise RoomServerError("forbidden", "An API key has no session.", 403)
+    return web.json_response(_session_json(services_of(request.app), principal))
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    if principal.kind != "staff":
+        raise RoomServerError("forbidden", "An API key has no session.", 403)
+    svc.auth.sign_out(request.cookies.get(SESSION_COOKIE, ""))
+    svc.store.audit.append(at=svc.now(), actor=principal.id, actor_role=principal.role, action="auth.signed_out")
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# rooms ----------------------------------------------------------------------
+
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RoomServerError("bad_query", f"The query parameter {name} must be an integer.", 400) from None
+    if not lo <= value <= hi:
+        raise RoomServerError("bad_query", f"The query parameter {name} must be from {lo} to {hi}.", 400)
+    return value
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.ROOM_READ)
+    state = request.query.get("state")
+    if state is not None and state not in ("open", "live", "ended"):
+        raise RoomServerError("bad_query", "The query parameter state must be open, live or ended.", 400)
+    limit = _int_query(request, "limit", 100, 1, 500)
+    offset = _int_query(request, "offset", 0, 0, 1_000_000)
+    created_by = principal.id if principal.role == "counsellor" else None
+    rooms = svc.store.rooms.list(state=state, created_by=created_by, limit=limit, offset=offset)
+    return web.json_response({"rooms": [room_json(r) for r in rooms]})
+
+
+async def create_room(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.ROOM_CREATE)
+    body = await read_json(request, "RoomCreate")
+    room = svc.consultations.create(
+        principal, title=body["title"], scheduled_start=parse_time(body.get("scheduled_start"), "scheduled_start"),
+        scheduled_end=parse_time(body.get("scheduled_end"), "scheduled_end"),
+        waiting_room=body.get("waiting_room"), max_participants=body.get("max_participants"), now=svc.now())
+    return web.json_response(room_json(room), status=201, headers={"Location": f"/api/v1/rooms/{room.id}"})
+
+
+def _owned_room(request: web.Request, principal: Principal, consultations: Consultations) -> RoomRow:
+    room = consultations.get(request.match_info["room_id"])
+    check_owner(principal, room)
+    return room
+
+
+async def get_room(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.ROOM_READ)
+    return web.json_response(room_json(_owned_room(request, principal, svc.consultations)))
+
+
+async def end_room(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.ROOM_END)
+    body = await read_json(request, "EndRequest", optional=True)
+    room = _owned_room(request, principal, svc.consultations)
+    reason = body.get("reason") or ("operator" if principal.role == "operator" else "api")
+    ended = svc.consultations.end(principal, room.id, reason=reason, now=svc.now())
+    return web.json_response(room_json(ended))
+
+
+# invites --------------------------------------------------------------------
+
+async def create_invite(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.INVITE_ISSUE)
+    body = await read_json(request, "InviteCreate")
+    room = _owned_room(request, principal, svc.consultations)
+    invite = svc.consultations.invite(principal, room.id, role=Role(body["role"]), name=body["name"],
+                                      lifetime=body.get("lifetime_seconds"), single_use=body.get("single_use"),
+                                      now=svc.now())
+    return web.json_response({
+        "jti": invite.jti, "token": invite.token, "room_id": invite.room_id, "role": invite.role.value,
+        "not_before": iso(invite.not_before), "expires_at": iso(invite.expires_at),
+        "single_use": invite.single_use, "join_url": invite.join_url,
+    }, status=201)
+
+
+async def list_invites(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.INVITE_READ)
+    room = _owned_room(request, principal, svc.consultations)
+    invites = [{"jti": r.jti, "role": r.role, "label": label, "not_before": iso(r.not_before),
+                "expires_at": iso(r.expires_at), "single_use": r.single_use, "issued_at": iso(issued_at),
+                "used_at": iso(r.used_at), "revoked_at": iso(r.revoked_at)}
+               for r, label, _issuer, issued_at in svc.store.tokens.for_room(room.id)]
+    return web.json_response({"invites": invites})
+
+
+async def revoke_invite(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.INVITE_REVOKE)
+    room = _owned_room(request, principal, svc.consultations)
+    svc.consultations.revoke(principal, room.id, request.match_info["jti"], svc.now())
+    return web.Response(status=204)
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/api/v1/openapi.json", openapi_document)
+    r.add_post("/api/v1/session", sign_in)
+    r.add_get("/api/v1/session", who_am_i)
+    r.add_delete("/api/v1/session", sign_out)
+    r.add_get("/api/v1/rooms", list_rooms)
+    r.add_post("/api/v1/rooms", create_room)
+    r.add_get("/api/v1/rooms/{room_id}", get_room)
+    r.add_post("/api/v1/rooms/{room_id}/end", end_room)
+    r.add_get("/api/v1/rooms/{room_id}/invites", list_invites)
+    r.add_post("/api/v1/rooms/{room_id}/invites", create_invite)
+    r.add_delete("/api/v1/rooms/{room_id}/invites/{jti}", revoke_invite)

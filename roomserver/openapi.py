@@ -1,0 +1,252 @@
+"""The OpenAPI 3.1 document of ``/api/v1``, and request validation from it.
+
+The request bodies of the handlers are validated against the schemas below
+(JSON Schema 2020-12, via ``jsonschema``), so the document cannot drift from
+what the handlers accept; a test checks that every route is documented and
+schemathesis checks the responses against it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from . import __version__
+from .errors import RoomServerError
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+ROOM_ID = {"name": "room_id", "in": "path", "required": True,
+           "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+JTI = {"name": "jti", "in": "path", "required": True,
+       "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "LoginRequest": {
+        "type": "object", "additionalProperties": False, "required": ["username", "password"],
+        "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 128},
+                       "password": {"type": "string", "minLength": 1, "maxLength": 1024}},
+    },
+    "Session": {
+        "type": "object", "required": ["account", "csrf_token"],
+        "properties": {
+            "account": {"type": "object", "required": ["id", "username", "display_name", "role"],
+                        "properties": {"id": {"type": "string"}, "username": {"type": "string"},
+                                       "display_name": {"type": "string"}, "role": {"type": "string"},
+                                       "department": {"type": ["string", "null"]}}},
+            "csrf_token": {"type": "string", "description": "Send as X-CSRF-Token on state-changing requests."},
+        },
+    },
+    "RoomCreate": {
+        "type": "object", "additionalProperties": False, "required": ["title"],
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "scheduled_start": NULLABLE_TIMESTAMP,
+            "scheduled_end": NULLABLE_TIMESTAMP,
+            "waiting_room": {"type": "boolean"},
+            "max_participants": {"type": "integer", "minimum": 2, "maximum": 6},
+        },
+    },
+    "Room": {
+        "type": "object",
+        "required": ["id", "title", "scheduled_start", "scheduled_end", "waiting_room", "max_participants",
+                     "state", "created_by", "created_at", "ended_at", "ended_reason", "join_path"],
+        "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"},
+            "scheduled_start": NULLABLE_TIMESTAMP, "scheduled_end": NULLABLE_TIMESTAMP,
+            "waiting_room": {"type": "boolean"}, "max_participants": {"type": "integer"},
+            "state": {"type": "string", "enum": ["open", "live", "ended"]},
+            "created_by": {"type": "string"}, "created_at": TIMESTAMP, "ended_at": NULLABLE_TIMESTAMP,
+            "ended_reason": {"type": ["string", "null"]}, "join_path": {"type": "string"},
+        },
+    },
+    "RoomList": {"type": "object", "required": ["rooms"],
+                 "properties": {"rooms": {"type": "array", "items": {"$ref": "#/components/schemas/Room"}}}},
+    "EndRequest": {"type": "object", "additionalProperties": False,
+                   "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 64}}},
+    "InviteCreate": {
+        "type": "object", "additionalProperties": False, "required": ["role", "name"],
+        "properties": {
+            "role": {"type": "string", "enum": ["counsellor", "citizen", "expert", "interpreter"]},
+            "name": {"type": "string", "minLength": 1, "maxLength": 64,
+                     "description": "Display name shown to the others in the room."},
+            "lifetime_seconds": {"type": "integer", "minimum": 30, "maximum": 31536000,
+                                 "description": "Valid from now for this long; default per role (README)."},
+            "single_use": {"type": "boolean", "description": "Default: true for experts and interpreters."},
+        },
+    },
+    "Invite": {
+        "type": "object",
+        "required": ["jti", "token", "room_id", "role", "not_before", "expires_at", "single_use", "join_url"],
+        "properties": {
+            "jti": {"type": "string"}, "token": {"type": "string"}, "room_id": {"type": "string"},
+            "role": {"type": "string"}, "not_before": TIMESTAMP, "expires_at": TIMESTAMP,
+            "single_use": {"type": "boolean"},
+            "join_url": {"type": "string", "description": "The link to hand on; the token is in the fragment, "
+                                                          "which browsers never send to a server."},
+        },
+    },
+    "InviteInfo": {
+        "type": "object",
+        "required": ["jti", "role", "label", "not_before", "expires_at", "single_use", "issued_at", "used_at",
+                     "revoked_at"],
+        "properties": {
+            "jti": {"type": "string"}, "role": {"type": "string"}, "label": {"type": "string"},
+            "not_before": TIMESTAMP, "expires_at": TIMESTAMP, "single_use": {"type": "boolean"},
+            "issued_at": TIMESTAMP, "used_at": NULLABLE_TIMESTAMP, "revoked_at": NULLABLE_TIMESTAMP,
+        },
+    },
+    "InviteList": {"type": "object", "required": ["invites"],
+                   "properties": {"invites": {"type": "array",
+                                              "items": {"$ref": "#/components/schemas/InviteInfo"}}}},
+}
+
+
+def _json(schema_name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "Malformed request", 401: "Not signed in or bad API key", 403: "Not allowed",
+            404: "Not found", 409: "Conflicts with the current state", 413: "Body too large",
+            415: "Body must be JSON",
+            422: "Invalid field values", 429: "Too many attempts", 503: "Not ready"}
+    return {str(s): {"description": text[s], "content": {"application/json": {"schema": ERROR}}}
+            for s in statuses}
+
+
+_AUTHED = (400, 401, 403)
+_BODY = (413, 415, 422)
+
+PATHS: dict[str, Any] = {
+    "/healthz": {"get": {
+        "operationId": "health", "summary": "Liveness: the process answers.", "security": [],
+        "responses": {"200": {"description": "Alive", "content": _json("Health")}},
+    }},
+    "/readyz": {"get": {
+        "operationId": "ready", "summary": "Readiness: database and signing keys are usable.", "security": [],
+        "responses": {"200": {"description": "Ready", "content": _json("Health")}, **_errors(503)},
+    }},
+    "/api/v1/openapi.json": {"get": {
+        "operationId": "openapi", "summary": "This document.", "security": [],
+        "responses": {"200": {"description": "OpenAPI document",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }},
+    "/api/v1/session": {
+        "post": {"operationId": "signIn", "summary": "Staff sign-in; sets the session cookie.", "security": [],
+                 "requestBody": {"required": True, "content": _json("LoginRequest")},
+                 "responses": {"200": {"description": "Signed in", "content": _json("Session")},
+                               **_errors(400, 401, 429, *_BODY)}},
+        "get": {"operationId": "whoAmI", "summary": "The signed-in staff member.",
+                "responses": {"200": {"description": "Session", "content": _json("Session")},
+                              **_errors(*_AUTHED)}},
+        "delete": {"operationId": "signOut", "summary": "End the session.",
+                   "responses": {"204": {"description": "Signed out"}, **_errors(*_AUTHED)}},
+    },
+    "/api/v1/rooms": {
+        "get": {"operationId": "listRooms", "summary": "Consultations, by scheduled start.",
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["open", "live", "ended"]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                                  "maximum": 1000000}},
+                ],
+                "responses": {"200": {"description": "Rooms", "content": _json("RoomList")},
+                              **_errors(*_AUTHED)}},
+        "post": {"operationId": "createRoom", "summary": "Create a consultation room.",
+                 "requestBody": {"required": True, "content": _json("RoomCreate")},
+                 "responses": {"201": {"description": "Created", "content": _json("Room")},
+                               **_errors(*_AUTHED, *_BODY)}},
+    },
+    "/api/v1/rooms/{room_id}": {"get": {
+        "operationId": "getRoom", "summary": "One consultation.", "parameters": [ROOM_ID],
+        "responses": {"200": {"description": "Room", "content": _json("Room")}, **_errors(*_AUTHED, 404)},
+    }},
+    "/api/v1/rooms/{room_id}/end": {"post": {
+        "operationId": "endRoom", "summary": "End a consultation: everyone is disconnected, every token for it "
+                                             "stops working.",
+        "parameters": [ROOM_ID],
+        "requestBody": {"required": False, "content": _json("EndRequest")},
+        "responses": {"200": {"description": "Ended", "content": _json("Room")},
+                      **_errors(*_AUTHED, 404, 409, *_BODY)},
+    }},
+    "/api/v1/rooms/{room_id}/invites": {
+        "get": {"operationId": "listInvites", "summary": "Invites issued for a room (never the tokens).",
+                "parameters": [ROOM_ID],
+                "responses": {"200": {"description": "Invites", "content": _json("InviteList")},
+                              **_errors(*_AUTHED, 404)}},
+        "post": {"operationId": "createInvite", "summary": "Mint a token for one person in one role.",
+                 "parameters": [ROOM_ID],
+                 "requestBody": {"required": True, "content": _json("InviteCreate")},
+                 "responses": {"201": {"description": "Invite", "content": _json("Invite")},
+                               **_errors(*_AUTHED, 404, 409, *_BODY)}},
+    },
+    "/api/v1/rooms/{room_id}/invites/{jti}": {"delete": {
+        "operationId": "revokeInvite", "summary": "Withdraw an invite; the token stops working.",
+        "parameters": [ROOM_ID, JTI],
+        "responses": {"204": {"description": "Withdrawn"}, **_errors(*_AUTHED, 404, 409)},
+    }},
+}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    """The OpenAPI document served at ``/api/v1/openapi.json``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Room server API", "version": __version__,
+                 "description": "Consultation rooms and invites for networked hybrid counselling. "
+                                "Errors always have the shape {\"error\": {\"code\", \"message\"}}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}, {"sessionCookie": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "An API key from the api-keys file, for an appointment system."},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "rs_session",
+                                  "description": "Staff session from POST /api/v1/session; state-changing "
+                                                 "requests also need the X-CSRF-Token header."},
+            },
+        },
+    }
+
+
+@lru_cache(maxsize=None)
+def _validator(schema_name: str) -> Draft202012Validator:
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": {"schemas": SCHEMAS}}
+    return Draft202012Validator(schema)
+
+
+def validate(schema_name: str, body: object) -> dict[str, Any]:
+    """Check a request body; raise a 422 naming the first offending field."""
+    if not isinstance(body, dict):
+        raise RoomServerError("invalid_request", "The request body must be a JSON object.", 422)
+    error = next(iter(sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "body"
+        if error.validator == "additionalProperties":
+            message = f"Unknown field in {where}: {error.message.split('(')[-1].rstrip(')')}"
+        elif error.validator == "required":
+            message = f"Missing field in {where}: {error.message.split(' is a required')[0]}"
+        else:
+            message = f"Invalid value for {where}: {_short(error.message)}"
+        raise RoomServerError("invalid_request", message, 422)
+    return body
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 160 else text[:157] + "..."

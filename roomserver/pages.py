@@ -1,0 +1,69 @@
+"""HTML pages rendered with jinja2, and versioned static files.
+
+Templates autoescape; pages load only same-origin scripts and styles (the CSP
+in ``middleware.py`` forbids inline ones); static URLs carry a content hash
+so a new release is never mixed with a cached old file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from . import __version__
+from .services import services_of
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+
+
+@lru_cache(maxsize=256)
+def _hash(path: str, mtime: float) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<content hash>``: cache forever, change on every edit."""
+    path = (STATIC_DIR / name).resolve()
+    if STATIC_DIR.resolve() not in path.parents or not path.is_file():
+        raise FileNotFoundError(name)
+    return f"/static/{name}?v={_hash(str(path), path.stat().st_mtime)}"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env.globals["static_url"] = static_url
+    env.globals["version"] = __version__
+    return env
+
+
+_ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    html = request.app[_ENV_KEY].get_template(template).render(**context)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+async def index(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    return render(request, "index.html", base_url=svc.settings.base_url)
+
+
+async def static_cache_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/static/") and "v" in request.query:
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+
+
+def setup_pages(app: web.Application) -> None:
+    app[_ENV_KEY] = environment()
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)
+    app.on_response_prepare.append(static_cache_headers)
