@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import api, middleware, pages
+from .signalling import setup_signalling
 from .services import SERVICES_KEY, Services
 
 # Access log lines without client addresses or query strings; tokens are never in
@@ -20,4 +21,5 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES_KEY] = services
     api.setup_routes(app)
     pages.setup_pages(app)
+    setup_signalling(app)
     return app

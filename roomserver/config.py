@@ -79,6 +79,8 @@ class RoomSettings:
                                          min=5, max=1440)
     waiting_room: bool = _opt(True, "Whether new rooms have a waiting room unless told otherwise.")
     empty_timeout_seconds: int = _opt(600, "A room nobody is in for this long ends.", min=10, max=86400)
+    overrun_minutes: int = _opt(30, "A running consultation may run this long past its scheduled end "
+                                "before it is ended.", min=0, max=720)
 
 
 @dataclass

@@ -182,7 +182,7 @@ def _claims_from(payload: dict[str, Any], kid: str) -> Claims:
 
 
 def check_admission(claims: Claims, *, room_id: str | None, record: TokenRecord | None,
-                    room_state: str | None, occupancy: int, capacity: int) -> None:
+                    room_state: str | None, occupancy: int | None = None, capacity: int | None = None) -> None:
     """Refuse a decoded token that may not be used now for ``room_id``.
 
     ``room_id`` None means "the room the token names". ``room_state`` None means
@@ -199,5 +199,5 @@ def check_admission(claims: Claims, *, room_id: str | None, record: TokenRecord 
         raise refuse("token_revoked")
     if record.single_use and record.used_at is not None:
         raise refuse("token_already_used")
-    if occupancy >= capacity:
+    if occupancy is not None and capacity is not None and occupancy >= capacity:
         raise refuse("room_full")

@@ -57,6 +57,27 @@ async def server(services: Services) -> AsyncIterator[TestServer]:
 
 
 @pytest.fixture
+async def server_factory(tmp_path: Path) -> AsyncIterator:
+    """Start extra real servers with their own settings: ``await server_factory(ROOMSERVER_...="...")``."""
+    started: list[tuple[TestServer, Services]] = []
+
+    async def start(**env: str) -> tuple[TestServer, Services]:
+        s = make_settings(tmp_path / f"data{len(started)}", **env)
+        bootstrap.prepare(s, 0)
+        svc = build_services(s)
+        srv = TestServer(create_app(svc), host="127.0.0.1", port=0)
+        await srv.start_server()
+        s.server.public_url = str(srv.make_url("")).rstrip("/")
+        started.append((srv, svc))
+        return srv, svc
+
+    yield start
+    for srv, svc in started:
+        await srv.close()
+        svc.close()
+
+
+@pytest.fixture
 async def http(server: TestServer) -> AsyncIterator[aiohttp.ClientSession]:
     """A plain client with no credentials, based at the server."""
     async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:

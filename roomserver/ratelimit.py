@@ -1,0 +1,39 @@
+"""A per-socket token bucket, free of I/O: so a flood from one client cannot starve a room."""
+
+from __future__ import annotations
+
+
+class TokenBucket:
+    """``rate`` messages per second sustained, bursts up to ``burst``.
+
+    ``abusive`` turns true once the sender has stayed over its rate for
+    ``patience`` seconds (its bucket never refilled to half in that time);
+    the edge then closes the socket.
+    """
+
+    __slots__ = ("rate", "burst", "patience", "_tokens", "_stamp", "_over_since")
+
+    def __init__(self, rate: float, burst: int, patience: float = 5.0) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.patience = patience
+        self._tokens = float(burst)
+        self._stamp: float | None = None
+        self._over_since: float | None = None
+
+    def allow(self, now: float) -> bool:
+        """Take one token if there is one."""
+        if self._stamp is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= self.burst / 2:
+            self._over_since = None  # the sender paused long enough to refill half the bucket
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        if self._over_since is None:
+            self._over_since = now
+        return False
+
+    def abusive(self, now: float) -> bool:
+        return self._over_since is not None and now - self._over_since >= self.patience

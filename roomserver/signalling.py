@@ -1,0 +1,398 @@
+"""The participants' WebSocket at ``/ws``: the edge between sockets and the room core.
+
+Each socket's first message is ``join`` (token checked here, against the key
+set, the ledger and the persisted room) or ``resume``. After that every frame
+is parsed by ``protocol`` and handed to the ``Room``; the ``Outcome`` it
+returns is executed here: sends, closes, revocations, the persisted end and
+audit events. Rooms are live in the ``Hub``.
+
+Nothing a client sends can raise out of here: protocol and room refusals are
+answered with ``error`` (and a documented close where they are fatal), and an
+unexpected failure closes only that socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from . import protocol as proto
+from .errors import RoomServerError
+from .hub import Hub, LocalHub
+from .protocol import CloseCode, ProtocolError
+from .ratelimit import TokenBucket
+from .room import Audit, Close, Ended, Outcome, Revoke, Room, RoomError, Send
+from .roles import Role
+from .services import Services, services_of
+from .store import RoomRow
+from .tokens import check_admission
+from .turn import ice_servers, mint_credentials
+
+log = logging.getLogger("roomserver.signalling")
+
+class Conn:
+    """One participant socket, and the seat it is bound to once joined."""
+
+    __slots__ = ("ws", "number", "room_id", "seat_id", "bucket")
+
+    def __init__(self, ws: web.WebSocketResponse, bucket: TokenBucket) -> None:
+        self.ws = ws
+        self.number: int | None = None
+        self.room_id: str | None = None
+        self.seat_id: str | None = None
+        self.bucket = bucket
+
+
+class Signalling:
+    """The live side of every room on this server: hub, room timers, effect execution."""
+
+    def __init__(self, services: Services, hub: Hub[Conn] | None = None) -> None:
+        self.services = services
+        self.hub: Hub[Conn] = hub if hub is not None else LocalHub()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self.relayed = 0
+        services.consultations.on_end = self._ended_elsewhere
+
+    # -- rooms ------------------------------------------------------------------
+
+    def _ice_servers_for(self, seat: Any) -> list[dict[str, Any]]:
+        s = self.services.settings
+        creds = None
+        if s.ice.turn_urls and s.turn_secret:
+            creds = mint_credentials(s.turn_secret, seat.id, s.ice.turn_credential_lifetime_seconds, time.time())
+        return ice_servers(s.ice.stun_urls, s.ice.turn_urls, creds)
+
+    def _open(self, row: RoomRow) -> Room:
+        s = self.services.settings
+
+        def factory() -> Room:
+            ends_at = None
+            if row.scheduled_end is not None:
+                ends_at = float(row.scheduled_end + s.rooms.overrun_minutes * 60)
+            return Room(row.id, row.title, waiting_room=row.waiting_room,
+                        max_participants=row.max_participants, ends_at=ends_at,
+                        empty_timeout=s.rooms.empty_timeout_seconds,
+                        resume_grace=s.signalling.resume_grace_seconds,
+                        ice_servers_for=self._ice_servers_for)
+
+        return self.hub.open(row.id, factory)
+
+    def _schedule(self, room: Room) -> None:
+        """Arm one timer per room at its next deadline (grace expiry, empty, scheduled end)."""
+        old = self._timers.pop(room.id, None)
+        if old is not None:
+            old.cancel()
+        deadline = room.next_deadline()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - time.time()) + 0.01
+        self._timers[room.id] = loop.call_later(delay, self._tick, room.id)
+
+    def _tick(self, room_id: str) -> None:
+        self._timers.pop(room_id, None)
+        room = self.hub.room(room_id)
+        if room is not None:
+            self._spawn(self.execute(room, room.tick(time.time())))
+
+    def _ended_elsewhere(self, room_id: str, reason: str) -> None:
+        """The API, CLI-via-API or an operator ended the room: disconnect everyone now."""
+        room = self.hub.room(room_id)
+        if room is None or room.ended:
+            return
+        try:
+            outcome = room.end(None, reason if reason in ("operator", "api") else "api", time.time())
+        except RoomError:
+            return
+        self._spawn(self.execute(room, outcome))
+
+    async def sweep(self, interval: float = 5.0) -> None:
+        """End live rooms that another process (``roomserver end-room``) ended in the store."""
+        while True:
+            await asyncio.sleep(interval)
+            for room in list(self.hub.rooms()):
+                row = self.services.store.rooms.get(room.id)
+                if row is not None and row.state == "ended" and not room.ended:
+                    self._ended_elsewhere(room.id, row.ended_reason or "api")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- effects ----------------------------------------------------------------
+
+    async def execute(self, room: Room, outcome: Outcome) -> None:
+        """Carry out an outcome's effects in order (the room core's edge contract)."""
+        store = self.services.store
+        frames: dict[int, bytes] = {}
+        persisted_end = False
+        for effect in outcome.effects:
+            if isinstance(effect, Send):
+                conn = self.hub.connection(room.id, effect.seat)
+                if conn is not None:
+                    key = id(effect.message)
+                    frame = frames.get(key)
+                    if frame is None:
+                        frame = frames[key] = proto.dumpb(effect.message)
+                    await self._send(conn, frame)
+            elif isinstance(effect, Close):
+                conn = self.hub.connection(room.id, effect.seat)
+                if conn is not None and conn.number == effect.conn:
+                    self.hub.unbind(room.id, effect.seat, conn)
+                    self._close(conn, effect.code, effect.reason)
+            elif isinstance(effect, Revoke):
+                now = int(time.time())
+                for jti in effect.jtis:
+                    store.tokens.revoke(jti, now)
+                store.tokens.revoke_identity(room.id, effect.identity, now)
+            elif isinstance(effect, Ended):
+                persisted_end = store.rooms.end(room.id, reason=effect.reason, now=int(time.time()))
+            elif isinstance(effect, Audit):
+                if effect.event == "room.end" and not persisted_end:
+                    continue  # ended through the API: audited there already
+                self._audit(room, effect)
+        if room.ended:
+            timer = self._timers.pop(room.id, None)
+            if timer is not None:
+                timer.cancel()
+            self.hub.close_room(room.id)
+        else:
+            self._schedule(room)
+
+    def _audit(self, room: Room, effect: Audit) -> None:
+        """Who did it: the acting seat's identity, else the seat itself (join, leave), else who ended it."""
+        if effect.actor_identity is not None:
+            actor, actor_role = effect.actor_identity, effect.actor_role
+        elif effect.actor_role is None and effect.identity is not None:
+            actor, actor_role = effect.identity, effect.role
+        else:
+            actor, actor_role = effect.actor_role or "system", effect.actor_role or "system"
+        detail = dict(effect.detail)
+        if effect.seat:
+            detail["seat"] = effect.seat
+        if effect.role:
+            detail["role"] = effect.role
+        self.services.store.audit.append(
+            at=int(effect.at), actor=actor, actor_role=actor_role, action=effect.event, room_id=room.id,
+            subject=effect.identity, detail=detail or None)
+
+    async def _send(self, conn: Conn, frame: bytes) -> None:
+        if conn.ws.closed:
+            return
+        try:
+            await conn.ws.send_frame(frame, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            pass  # the socket is going away; its own handler reports the drop
+
+    def _close(self, conn: Conn, code: int, reason: str) -> None:
+        """Close without waiting for the client's close frame (never block the caller's loop)."""
+        if not conn.ws.closed:
+            self._spawn(conn.ws.close(code=int(code), message=reason.encode()[:123]))
+
+    async def close_all(self) -> None:
+        """Server shutdown: tell every client to come back (1001), keep rooms for resume."""
+        for room in list(self.hub.rooms()):
+            for seat_id in list(room.seats):
+                conn = self.hub.connection(room.id, seat_id)
+                if conn is not None and not conn.ws.closed:
+                    await conn.ws.close(code=CloseCode.GOING_AWAY, message=b"server restarting")
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    # -- one socket -----------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        s = self.services.settings.signalling
+        ws = web.WebSocketResponse(heartbeat=s.heartbeat_seconds, max_msg_size=s.max_message_bytes * 4,
+                                   autoping=True, compress=False)
+        await ws.prepare(request)
+        conn = Conn(ws, TokenBucket(s.rate_per_second, s.rate_burst))
+        try:
+            await self._serve(conn)
+        except Exception:  # noqa: BLE001 - one broken socket must not take anything else down
+            log.exception("signalling socket failed")
+            if not ws.closed:
+                await ws.close(code=1011, message=b"internal error")
+        finally:
+            await self._dropped(conn)
+        return ws
+
+    async def _serve(self, conn: Conn) -> None:
+        s = self.services.settings.signalling
+        ws = conn.ws
+        try:
+            first = await asyncio.wait_for(ws.receive(), timeout=s.join_timeout_seconds)
+        except asyncio.TimeoutError:
+            await self._error_close(conn, proto.error("join_timeout", "No join or resume message in time."),
+                                    CloseCode.JOIN_TIMEOUT, "join timeout")
+            return
+        if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return
+        if not await self._first(conn, first.data):
+            return
+        async for msg in ws:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            now = time.monotonic()
+            if not conn.bucket.allow(now):
+                if conn.bucket.abusive(now):
+                    await self._error_close(conn, proto.error("rate_limited", "Too many messages; closing."),
+                                            CloseCode.RATE_LIMITED, "rate limited")
+                    return
+                await self._send(conn, proto.dumpb(proto.error("rate_limited", "Too many messages; slow down.")))
+                continue
+            await self._message(conn, msg.data)
+
+    async def _error_close(self, conn: Conn, error: dict[str, Any], code: int, reason: str) -> None:
+        await self._send(conn, proto.dumpb(error))
+        if not conn.ws.closed:
+            await conn.ws.close(code=int(code), message=reason.encode()[:123])
+
+    async def _first(self, conn: Conn, data: str | bytes) -> bool:
+        """Handle ``join``/``resume``; False (socket closed) if refused."""
+        try:
+            msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
+            if isinstance(msg, proto.Join):
+                room, outcome = self._join(msg)
+            elif isinstance(msg, proto.Resume):
+                room, outcome = self._resume(msg)
+            else:
+                raise RoomError(proto.ErrorCode.NOT_JOINED, "Send join or resume first.",
+                                CloseCode.PROTOCOL_VIOLATION)
+        except (ProtocolError, RoomServerError) as exc:
+            code = exc.code
+            ref = getattr(exc, "ref", None)
+            close = getattr(exc, "close", None) or proto.fatal_close(code, ref or "join", joined=False) \
+                or CloseCode.PROTOCOL_VIOLATION
+            await self._error_close(conn, proto.error(code, exc.message, ref), close, code)
+            return False
+        seat = outcome.seat
+        assert seat is not None
+        await self.execute(room, outcome)
+        conn.room_id, conn.seat_id, conn.number = room.id, seat.id, seat.conn
+        self.hub.bind(room.id, seat.id, conn)
+        self.hub.remember_secret(seat.secret, room.id)
+        for reply in outcome.reply:
+            await self._send(conn, proto.dumpb(reply))
+        return True
+
+    def _join(self, msg: proto.Join) -> tuple[Room, Outcome]:
+        """Check the token against keys, ledger and room; seat the participant. No awaits inside."""
+        svc = self.services
+        now = time.time()
+        claims = svc.codec.decode(msg.token, now)
+        row = svc.store.rooms.get(claims.room)
+        record = svc.store.tokens.get(claims.jti)
+        check_admission(claims, room_id=msg.room, record=record, room_state=row.state if row else None)
+        assert row is not None and record is not None
+        room = self._open(row)
+        name = msg.name if (msg.name and claims.role is Role.CITIZEN) else claims.name
+        try:
+            name = proto.clean_name(name)
+        except ValueError:
+            name = claims.role.value
+        outcome = room.join(identity=claims.sub, role=claims.role, name=name, jti=claims.jti, now=now)
+        svc.store.tokens.spend(claims.jti, int(now))
+        if row.state == "open":
+            svc.store.rooms.mark_live(row.id)
+        return room, outcome
+
+    def _resume(self, msg: proto.Resume) -> tuple[Room, Outcome]:
+        room_id = self.hub.room_for_secret(msg.secret)
+        room = self.hub.room(room_id) if room_id else None
+        if room is None:
+            raise RoomError(proto.ErrorCode.RESUME_UNKNOWN, "This seat cannot be resumed; join again.",
+                            CloseCode.RESUME_UNKNOWN)
+        return room, room.resume(msg.secret, time.time())
+
+    async def _message(self, conn: Conn, data: str | bytes) -> None:
+        room = self.hub.room(conn.room_id or "")
+        seat_id = conn.seat_id
+        if room is None or seat_id is None or self.hub.connection(room.id, seat_id) is not conn:
+            return  # this socket was replaced, removed or the room ended: ignore what it still sends
+        ref = None
+        try:
+            msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
+            ref = type(msg).__name__.lower()
+            if isinstance(msg, proto.Signal):
+                target = room.route_signal(seat_id, msg.to)
+                if target is not None:
+                    peer = self.hub.connection(room.id, target)
+                    if peer is not None:
+                        self.relayed += 1
+                        await self._send(peer, proto.signal_frame(seat_id, msg.data))
+                return
+            now = time.time()
+            if isinstance(msg, proto.State):
+                outcome = room.set_state(seat_id, msg.fields(), now)
+            elif isinstance(msg, proto.Stats):
+                outcome = room.report_stats(seat_id, msg.peers, now)
+            elif isinstance(msg, proto.Ping):
+                await self._send(conn, proto.dumpb(proto.pong(msg.id)))
+                return
+            elif isinstance(msg, proto.Admit):
+                outcome = room.admit(seat_id, msg.peer, now)
+            elif isinstance(msg, proto.Deny):
+                outcome = room.deny(seat_id, msg.peer, now)
+            elif isinstance(msg, proto.Remove):
+                outcome = room.remove(seat_id, msg.peer, now)
+            elif isinstance(msg, proto.End):
+                outcome = room.end(seat_id, "moderator", now)
+            elif isinstance(msg, proto.Leave):
+                outcome = room.leave(seat_id, now)
+            elif isinstance(msg, (proto.Join, proto.Resume)):
+                raise RoomError(proto.ErrorCode.ALREADY_JOINED, "This socket has already joined.")
+            else:  # pragma: no cover - parse_client_message returns only the types above
+                raise RoomError(proto.ErrorCode.BAD_MESSAGE, "Unsupported message.")
+        except ProtocolError as exc:
+            await self._send(conn, proto.dumpb(exc.to_message()))
+            return
+        except RoomError as exc:
+            await self._send(conn, proto.dumpb(proto.error(exc.code, exc.message, ref)))
+            if exc.close is not None:
+                self._close(conn, exc.close, exc.code)
+            return
+        await self.execute(room, outcome)
+        for reply in outcome.reply:
+            await self._send(conn, proto.dumpb(reply))
+
+    async def _dropped(self, conn: Conn) -> None:
+        """The socket is gone: if it still held its seat, the seat is now reconnecting."""
+        if conn.room_id is None or conn.seat_id is None:
+            return
+        room = self.hub.room(conn.room_id)
+        bound = self.hub.connection(conn.room_id, conn.seat_id)
+        if bound is conn:
+            self.hub.unbind(conn.room_id, conn.seat_id, conn)
+        if room is None or room.ended:
+            return
+        outcome = room.disconnected(conn.seat_id, time.time(), conn.number)
+        await self.execute(room, outcome)
+
+
+SIGNALLING_KEY: web.AppKey[Signalling] = web.AppKey("signalling", Signalling)
+
+
+def setup_signalling(app: web.Application) -> Signalling:
+    signalling = Signalling(services_of(app))
+    app[SIGNALLING_KEY] = signalling
+    app.router.add_get("/ws", signalling.handle)
+
+    async def sweeper(app: web.Application):  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(signalling.sweep())
+        yield
+        task.cancel()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await signalling.close_all()
+
+    app.cleanup_ctx.append(sweeper)
+    app.on_shutdown.append(on_shutdown)
+    return signalling

@@ -1,0 +1,562 @@
+"""room.py: the rules of one room, checked through the effects it returns (no sockets)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+import pytest
+
+from roomserver.protocol import CloseCode, PeerStats
+from roomserver.roles import Role
+from roomserver.room import Audit, Close, Ended, Outcome, Revoke, Room, RoomError, Send
+from roomserver.seat import Connection, Status
+
+T0 = 1_764_064_800.0  # 2025-11-25T10:00:00Z
+GRACE = 30.0
+EMPTY = 600.0
+
+
+def make_room(**overrides: Any) -> Room:
+    options: dict[str, Any] = dict(
+        waiting_room=True, max_participants=4, ends_at=T0 + 3600, empty_timeout=EMPTY, resume_grace=GRACE,
+        ice_servers_for=lambda seat: [{"urls": ["turn:turn.example.org"], "username": f"1:{seat.id}",
+                                       "credential": "c"}],
+    )
+    options.update(overrides)
+    return Room("r_x7Gq2", "Beratung 10:30", **options)
+
+
+def join(room: Room, identity: str, role: Role = Role.COUNSELLOR, *, name: str | None = None,
+         jti: str | None = None, now: float = T0) -> Outcome:
+    return room.join(identity=identity, role=role, name=name or "Anna Beispiel", jti=jti or f"jti-{identity}",
+                     now=now)
+
+
+def types(msgs: list[dict[str, Any]]) -> list[str]:
+    return [m["type"] for m in msgs]
+
+
+def closes(out: Outcome) -> dict[str, int]:
+    return {e.seat: int(e.code) for e in out.effects if isinstance(e, Close)}
+
+
+def revokes(out: Outcome) -> dict[str, set[str]]:
+    return {e.identity: set(e.jtis) for e in out.effects if isinstance(e, Revoke)}
+
+
+def audits(out: Outcome) -> list[Audit]:
+    return [e for e in out.effects if isinstance(e, Audit)]
+
+
+def refusal(call: Any, *args: Any, **kwargs: Any) -> RoomError:
+    with pytest.raises(RoomError) as info:
+        call(*args, **kwargs)
+    return info.value
+
+
+@pytest.fixture
+def room() -> Room:
+    return make_room()
+
+
+@pytest.fixture
+def call(room: Room) -> dict[str, str]:
+    """A running call: counsellor and expert in, a citizen in the waiting room."""
+    c = join(room, "staff-weber").seat.id
+    e = join(room, "staff-expert", Role.EXPERT, now=T0 + 1).seat.id
+    z = join(room, "invite-1", Role.CITIZEN, name="Ayşe", now=T0 + 2).seat.id
+    return {"counsellor": c, "expert": e, "citizen": z}
+
+
+# --- joining ---------------------------------------------------------------------------
+
+
+def test_counsellor_join_gets_welcome_and_lobby(room: Room) -> None:
+    out = join(room, "staff-weber", name="Frau Weber")
+    seat = out.seat
+    assert re.fullmatch(r"p_[A-Za-z0-9_-]{8}", seat.id)
+    assert seat.secret.startswith("rs_") and len(seat.secret) >= 30
+    assert types(out.reply) == ["welcome", "lobby"]
+    welcome, lobby = out.reply
+    assert welcome["self"] == {"id": seat.id, "name": "Frau Weber", "role": "counsellor",
+                               "state": {"mic": True, "camera": True, "screen": False, "hand": False}}
+    assert welcome["room"] == {"id": "r_x7Gq2", "title": "Beratung 10:30", "ends_at": "2025-11-25T11:00:00+00:00",
+                               "waiting_room": True}
+    assert welcome["peers"] == []
+    assert welcome["ice_servers"][0]["username"] == f"1:{seat.id}"
+    assert welcome["resume_secret"] == seat.secret
+    assert welcome["resumed"] is False
+    assert lobby == {"type": "lobby", "waiting": []}
+    assert [a.event for a in audits(out)] == ["seat.join"]
+    assert room.occupancy == 1
+
+
+def test_seat_ids_and_secrets_are_unique() -> None:
+    room = make_room(max_participants=50)
+    outs = [join(room, f"id-{i}", Role.EXPERT) for i in range(40)]
+    assert len({o.seat.id for o in outs}) == 40
+    assert len({o.seat.secret for o in outs}) == 40
+
+
+def test_expert_enters_directly_and_peers_are_told(room: Room, call: dict[str, str]) -> None:
+    out = join(room, "staff-interp", Role.INTERPRETER)
+    new = out.seat.id
+    assert types(out.reply) == ["welcome"]  # no lobby for a non-moderator
+    peers = out.reply[0]["peers"]
+    assert [p["id"] for p in peers] == [call["counsellor"], call["expert"]]
+    assert all(p["connection"] == "online" and set(p) == {"id", "name", "role", "state", "connection"}
+               for p in peers)
+    joined = {"type": "peer-joined", "peer": {"id": new, "name": "Anna Beispiel", "role": "interpreter",
+                                              "state": {"mic": True, "camera": True, "screen": False, "hand": False},
+                                              "connection": "online"}}
+    assert out.sends(call["counsellor"]) == [joined]
+    assert out.sends(call["expert"]) == [joined]
+    assert out.sends(call["citizen"]) == []  # the waiting room sees nothing of the call
+
+
+def test_citizen_waits_and_moderators_get_the_lobby(room: Room) -> None:
+    c = join(room, "staff-weber").seat.id
+    e = join(room, "staff-expert", Role.EXPERT).seat.id
+    out = join(room, "invite-1", Role.CITIZEN, name="Ayşe", now=T0 + 72)
+    z = out.seat
+    assert z.status is Status.WAITING
+    assert out.reply == [{"type": "waiting", "self": {"id": z.id, "name": "Ayşe", "role": "citizen"},
+                          "room": {"id": "r_x7Gq2", "title": "Beratung 10:30"}, "resume_secret": z.secret}]
+    lobby = {"type": "lobby", "waiting": [{"id": z.id, "name": "Ayşe", "role": "citizen",
+                                           "since": "2025-11-25T10:01:12+00:00"}]}
+    assert out.sends(c) == [lobby]
+    assert out.sends(e) == []
+    assert room.occupancy == 2
+    assert [a.event for a in audits(out)] == ["seat.wait"]
+
+
+def test_moderator_joining_later_gets_current_lobby(room: Room) -> None:
+    z = join(room, "invite-1", Role.CITIZEN).seat.id
+    out = join(room, "staff-weber")
+    assert types(out.reply) == ["welcome", "lobby"]
+    assert [w["id"] for w in out.reply[1]["waiting"]] == [z]
+    assert out.reply[0]["peers"] == []  # waiting seats are not peers
+
+
+def test_without_waiting_room_citizens_enter_directly() -> None:
+    room = make_room(waiting_room=False)
+    c = join(room, "staff-weber").seat.id
+    out = join(room, "invite-1", Role.CITIZEN)
+    assert out.seat.status is Status.ADMITTED
+    assert types(out.reply) == ["welcome"]
+    assert types(out.sends(c)) == ["peer-joined"]
+
+
+def test_identity_in_use_is_refused_in_every_state(room: Room, call: dict[str, str]) -> None:
+    for identity, role in (("staff-weber", Role.COUNSELLOR), ("invite-1", Role.CITIZEN)):
+        err = refusal(join, room, identity, role, jti="another-jti")
+        assert (err.code, err.close) == ("identity_in_use", CloseCode.IDENTITY_IN_USE)
+    room.disconnected(call["expert"], T0 + 5)
+    err = refusal(join, room, "staff-expert", Role.EXPERT, jti="fresh")
+    assert err.code == "identity_in_use"
+    assert len(room.seats) == 3
+
+
+# --- waiting room ---------------------------------------------------------------------------
+
+
+def test_admit_moves_citizen_into_the_call(room: Room, call: dict[str, str]) -> None:
+    c, e, z = call["counsellor"], call["expert"], call["citizen"]
+    out = room.admit(c, z, T0 + 10)
+    assert room.seat(z).status is Status.ADMITTED and room.seat(z).admitted_at == T0 + 10
+    welcome = out.sends(z)
+    assert types(welcome) == ["welcome"]
+    assert [p["id"] for p in welcome[0]["peers"]] == [c, e]
+    assert welcome[0]["resume_secret"] == room.seat(z).secret
+    assert types(out.sends(e)) == ["peer-joined"]
+    assert types(out.sends(c)) == ["peer-joined", "lobby"]
+    assert out.sends(c)[1]["waiting"] == []
+    # peers hear of the newcomer before the newcomer can offer to them
+    order = [(s.seat, s.message["type"]) for s in out.effects if isinstance(s, Send)]
+    assert order.index((e, "peer-joined")) < order.index((z, "welcome"))
+    (audit,) = audits(out)
+    assert (audit.event, audit.seat, audit.actor, audit.actor_role) == ("seat.admit", z, c, "counsellor")
+    assert room.occupancy == 3
+
+
+def test_waiting_participants_see_no_peers_and_cannot_signal(room: Room, call: dict[str, str]) -> None:
+    z, c = call["citizen"], call["counsellor"]
+    assert refusal(room.signal, z, c, {"candidate": None}).code == "forbidden"
+    assert refusal(room.signal, c, z, {"candidate": None}).code == "not_in_room"
+    out = room.set_state(c, {"mic": False}, T0 + 3)
+    assert out.sends(z) == []
+
+
+@pytest.mark.parametrize("actor", ["expert", "citizen"])
+def test_only_moderators_admit_deny_remove_end(room: Room, call: dict[str, str], actor: str) -> None:
+    if actor == "citizen":
+        room.admit(call["counsellor"], call["citizen"], T0 + 3)
+        target = join(room, "invite-2", Role.CITIZEN).seat.id
+    else:
+        target = call["citizen"]
+    a = call[actor]
+    for action in (room.admit, room.deny):
+        err = refusal(action, a, target, T0 + 4)
+        assert (err.code, err.close) == ("forbidden", None)
+    assert refusal(room.remove, a, call["counsellor"], T0 + 4).code == "forbidden"
+    assert refusal(room.end, a, "moderator", T0 + 4).code == "forbidden"
+    assert not room.ended and room.seat(target).status is Status.WAITING
+
+
+def test_admit_or_deny_someone_not_waiting(room: Room, call: dict[str, str]) -> None:
+    c = call["counsellor"]
+    for target in (call["expert"], "p_nobody", c):
+        assert refusal(room.admit, c, target, T0).code == "not_waiting"
+        assert refusal(room.deny, c, target, T0).code == "not_waiting"
+
+
+def test_deny_closes_4403_and_revokes(room: Room, call: dict[str, str]) -> None:
+    c, z = call["counsellor"], call["citizen"]
+    out = room.deny(c, z, T0 + 10)
+    assert out.sends(z) == [{"type": "denied"}]
+    assert closes(out) == {z: CloseCode.DENIED}
+    assert revokes(out) == {"invite-1": {"jti-invite-1"}}
+    assert out.sends(c) == [{"type": "lobby", "waiting": []}]
+    assert out.sends(call["expert"]) == []
+    assert room.seat(z) is None
+    err = refusal(join, room, "invite-1", Role.CITIZEN)
+    assert (err.code, err.close) == ("token_revoked", CloseCode.TOKEN_REFUSED)
+    # a freshly issued invite (new jti) is a deliberate second chance
+    assert join(room, "invite-1", Role.CITIZEN, jti="jti-reissued").seat.status is Status.WAITING
+
+
+def test_waiting_seat_that_drops_leaves_the_lobby_until_it_resumes(room: Room, call: dict[str, str]) -> None:
+    c, z = call["counsellor"], call["citizen"]
+    since = room.seat(z).lobby_entry()["since"]
+    out = room.disconnected(z, T0 + 5)
+    assert out.sends(c) == [{"type": "lobby", "waiting": []}]
+    assert refusal(room.admit, c, z, T0 + 6).code == "not_waiting"
+    out = room.resume(room.seat(z).secret, T0 + 8)
+    assert types(out.reply) == ["waiting"]
+    assert out.sends(c)[0]["waiting"] == [{"id": z, "name": "Ayşe", "role": "citizen", "since": since}]
+    room.disconnected(z, T0 + 9)
+    out = room.tick(T0 + 9 + GRACE)
+    assert room.seat(z) is None
+    assert not any(isinstance(e, Send) for e in out.effects)  # hidden already; no peer-left for a waiting seat
+
+
+def test_waiting_room_has_a_limit() -> None:
+    room = make_room(max_participants=2, max_waiting=1)
+    join(room, "invite-1", Role.CITIZEN)
+    err = refusal(join, room, "invite-2", Role.CITIZEN)
+    assert (err.code, err.close) == ("room_full", CloseCode.TOKEN_REFUSED)
+
+
+# --- capacity ---------------------------------------------------------------------------------
+
+
+def test_capacity_counts_admitted_and_reconnecting_not_waiting() -> None:
+    room = make_room(max_participants=2)
+    c = join(room, "staff-weber").seat.id
+    e = join(room, "staff-expert", Role.EXPERT).seat.id
+    z = join(room, "invite-1", Role.CITIZEN).seat.id  # waiting: not counted
+    err = refusal(join, room, "staff-interp", Role.INTERPRETER)
+    assert (err.code, err.close) == ("room_full", CloseCode.TOKEN_REFUSED)
+    err = refusal(room.admit, c, z, T0 + 1)
+    assert (err.code, err.close) == ("room_full", None)
+    assert room.seat(z).status is Status.WAITING
+    room.disconnected(e, T0 + 2)  # reconnecting still holds the place
+    assert refusal(join, room, "staff-interp", Role.INTERPRETER).code == "room_full"
+    room.leave(e, T0 + 3)
+    room.admit(c, z, T0 + 4)
+    assert room.occupancy == 2
+
+
+# --- resume ------------------------------------------------------------------------------------
+
+
+def test_resume_restores_the_same_seat(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    room.set_state(e, {"camera": False}, T0 + 3)
+    secret = room.seat(e).secret
+    out = room.disconnected(e, T0 + 5, conn=1)
+    assert room.seat(e).connection is Connection.RECONNECTING
+    assert out.sends(c) == [{"type": "peer-reconnecting", "peer": e}]
+    assert out.sends(call["citizen"]) == []
+    assert room.next_deadline() == T0 + 5 + GRACE
+    assert room.tick(T0 + 5 + GRACE - 0.1).effects == []
+
+    out = room.resume(secret, T0 + 20)
+    assert out.seat.id == e and out.seat.conn == 2 and out.seat.online
+    (welcome,) = out.reply
+    assert welcome["resumed"] is True and welcome["self"]["id"] == e
+    assert welcome["self"]["state"]["camera"] is False  # state kept
+    assert welcome["resume_secret"] == secret
+    assert [p["id"] for p in welcome["peers"]] == [c]
+    assert out.sends(c) == [{"type": "peer-resumed", "peer": e}]
+    assert closes(out) == {}
+    assert room.next_deadline() == T0 + 3600  # only the scheduled end is left
+
+
+def test_peers_see_reconnecting_peers_in_welcome(room: Room, call: dict[str, str]) -> None:
+    room.disconnected(call["expert"], T0 + 5)
+    out = join(room, "staff-interp", Role.INTERPRETER, now=T0 + 6)
+    conn = {p["id"]: p["connection"] for p in out.reply[0]["peers"]}
+    assert conn == {call["counsellor"]: "online", call["expert"]: "reconnecting"}
+    assert out.sends(call["expert"]) == []  # no socket, nothing sent
+
+
+def test_resume_while_old_socket_online_replaces_it(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    out = room.resume(room.seat(e).secret, T0 + 5)
+    first = out.effects[0]
+    assert isinstance(first, Close) and (first.seat, first.conn, first.code) == (e, 1, CloseCode.REPLACED)
+    assert out.seat.conn == 2
+    assert out.sends(c) == [{"type": "peer-resumed", "peer": e}]
+    # the replaced socket reports its end late: ignored
+    assert room.disconnected(e, T0 + 6, conn=1).effects == []
+    assert room.seat(e).online
+    assert room.disconnected(e, T0 + 7, conn=2).sends(c) == [{"type": "peer-reconnecting", "peer": e}]
+
+
+def test_resume_after_grace_fails_and_peers_see_timeout(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    secret = room.seat(e).secret
+    room.disconnected(e, T0 + 5)
+    out = room.tick(T0 + 5 + GRACE)
+    assert out.sends(c) == [{"type": "peer-left", "peer": e, "reason": "timeout"}]
+    assert [a.event for a in audits(out)] == ["seat.timeout"]
+    assert room.seat(e) is None and room.seat_of("staff-expert") is None
+    err = refusal(room.resume, secret, T0 + 40)
+    assert (err.code, err.close) == ("resume_unknown", CloseCode.RESUME_UNKNOWN)
+    # not banned: the same token may join again
+    assert join(room, "staff-expert", Role.EXPERT, now=T0 + 41).seat.id != e
+
+
+def test_resume_unknown_secret(room: Room, call: dict[str, str]) -> None:
+    err = refusal(room.resume, "rs_forged", T0)
+    assert (err.code, err.close) == ("resume_unknown", CloseCode.RESUME_UNKNOWN)
+
+
+# --- leave / remove ----------------------------------------------------------------------------------
+
+
+def test_leave_frees_the_seat(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    secret = room.seat(e).secret
+    out = room.leave(e, T0 + 5)
+    assert out.sends(c) == [{"type": "peer-left", "peer": e, "reason": "left"}]
+    assert closes(out) == {e: CloseCode.NORMAL}
+    assert revokes(out) == {}
+    assert refusal(room.resume, secret, T0 + 6).code == "resume_unknown"
+    assert room.leave(e, T0 + 7).effects == []  # idempotent
+    assert join(room, "staff-expert", Role.EXPERT, now=T0 + 8).seat.status is Status.ADMITTED
+
+
+def test_removed_cannot_come_back(room: Room, call: dict[str, str]) -> None:
+    c, e, z = call["counsellor"], call["expert"], call["citizen"]
+    secret = room.seat(e).secret
+    out = room.remove(c, e, T0 + 5)
+    assert out.sends(e) == [{"type": "removed"}]
+    assert closes(out) == {e: CloseCode.REMOVED}
+    assert revokes(out) == {"staff-expert": {"jti-staff-expert"}}
+    assert out.sends(c) == [{"type": "peer-left", "peer": e, "reason": "removed"}]
+    assert out.sends(z) == []
+    assert refusal(room.resume, secret, T0 + 6).code == "resume_unknown"
+    assert refusal(join, room, "staff-expert", Role.EXPERT).code == "token_revoked"
+
+
+def test_remove_a_reconnecting_seat_revokes_without_sending(room: Room, call: dict[str, str]) -> None:
+    e = call["expert"]
+    room.disconnected(e, T0 + 5)
+    out = room.remove(call["counsellor"], e, T0 + 6)
+    assert out.sends(e) == [] and closes(out) == {}
+    assert revokes(out) == {"staff-expert": {"jti-staff-expert"}}
+
+
+def test_remove_by_operator_and_refusals(room: Room, call: dict[str, str]) -> None:
+    c, z = call["counsellor"], call["citizen"]
+    out = room.remove(None, z, T0 + 5)  # operator removes a waiting citizen
+    assert closes(out) == {z: CloseCode.REMOVED}
+    assert out.sends(c) == [{"type": "lobby", "waiting": []}]
+    (audit,) = audits(out)
+    assert (audit.event, audit.actor, audit.actor_role) == ("seat.remove", None, "operator")
+    assert refusal(room.remove, c, "p_nobody", T0).code == "not_in_room"
+    assert refusal(room.remove, c, c, T0).code == "forbidden"
+
+
+# --- end --------------------------------------------------------------------------------------------
+
+
+def test_end_disconnects_everyone_and_revokes_all(room: Room, call: dict[str, str]) -> None:
+    c, e, z = call["counsellor"], call["expert"], call["citizen"]
+    interp = join(room, "staff-interp", Role.INTERPRETER).seat
+    room.leave(interp.id, T0 + 3)  # left earlier: its token is revoked too
+    secret = room.seat(e).secret
+    out = room.end(c, "moderator", T0 + 10)
+    for seat in (c, e, z):
+        assert out.sends(seat) == [{"type": "ended", "reason": "moderator"}]
+    assert closes(out) == {c: CloseCode.ROOM_ENDED, e: CloseCode.ROOM_ENDED, z: CloseCode.ROOM_ENDED}
+    assert revokes(out) == {"staff-weber": {"jti-staff-weber"}, "staff-expert": {"jti-staff-expert"},
+                            "invite-1": {"jti-invite-1"}, "staff-interp": {"jti-staff-interp"}}
+    assert [x.reason for x in out.effects if isinstance(x, Ended)] == ["moderator"]
+    assert room.ended and room.end_reason == "moderator" and room.seats == {}
+    err = refusal(join, room, "someone-new", Role.EXPERT)
+    assert (err.code, err.close) == ("room_ended", CloseCode.TOKEN_REFUSED)
+    err = refusal(room.resume, secret, T0 + 11)
+    assert (err.code, err.close) == ("room_ended", CloseCode.ROOM_ENDED)
+    assert refusal(room.end, None, "operator", T0 + 12).code == "room_ended"
+    assert room.tick(T0 + 99999).effects == []
+    assert room.next_deadline() is None
+
+
+def test_end_skips_sockets_that_are_gone(room: Room, call: dict[str, str]) -> None:
+    room.disconnected(call["expert"], T0 + 5)
+    out = room.end(None, "operator", T0 + 6)
+    assert call["expert"] not in closes(out)
+    assert "staff-expert" in revokes(out)
+    (audit,) = audits(out)
+    assert audit.actor_role == "operator" and audit.detail == {"reason": "operator", "seats": 3}
+
+
+def test_end_reason_must_be_known(room: Room) -> None:
+    with pytest.raises(ValueError):
+        room.end(None, "bored", T0)
+
+
+def test_scheduled_end() -> None:
+    room = make_room(ends_at=T0 + 100)
+    c = join(room, "staff-weber").seat.id
+    assert room.next_deadline() == T0 + 100
+    assert room.tick(T0 + 99).effects == []
+    out = room.tick(T0 + 100)
+    assert out.sends(c) == [{"type": "ended", "reason": "scheduled_end"}]
+    assert room.ended and room.end_reason == "scheduled_end"
+    assert audits(out)[0].actor_role == "system"
+
+
+def test_empty_room_ends_after_timeout() -> None:
+    room = make_room(ends_at=None)
+    assert room.tick(T0 + 10 * EMPTY).effects == [] and room.next_deadline() is None  # never used: no timer
+    assert not room.ended
+    c = join(room, "staff-weber", now=T0).seat.id
+    z = join(room, "invite-1", Role.CITIZEN, now=T0 + 1).seat.id
+    room.leave(c, T0 + 100)  # only a waiting citizen is left: that is empty
+    assert room.next_deadline() == T0 + 100 + EMPTY
+    # someone enters and leaves again: the timer restarts
+    e = join(room, "staff-expert", Role.EXPERT, now=T0 + 200).seat.id
+    assert room.next_deadline() is None
+    room.leave(e, T0 + 300)
+    assert room.tick(T0 + 300 + EMPTY - 1).effects == []
+    out = room.tick(T0 + 300 + EMPTY)
+    assert out.sends(z) == [{"type": "ended", "reason": "empty"}]
+    assert room.end_reason == "empty"
+
+
+def test_reconnecting_seat_keeps_the_room_alive_then_times_out() -> None:
+    room = make_room(ends_at=None)
+    c = join(room, "staff-weber").seat.id
+    room.disconnected(c, T0 + 10)
+    assert room.empty_since is None
+    room.tick(T0 + 10 + GRACE + 5)  # tick runs late
+    assert room.seat(c) is None and not room.ended
+    assert room.next_deadline() == T0 + 10 + GRACE + EMPTY  # empty since the grace ran out, not since the tick
+    out = room.tick(T0 + 10 + GRACE + EMPTY)
+    assert Ended("empty") in out.effects
+    assert [(a.event, a.actor_role, a.detail) for a in audits(out)] == [
+        ("room.end", "system", {"reason": "empty", "seats": 0})]
+
+
+# --- signal, state, stats -------------------------------------------------------------------------
+
+
+def test_signal_is_relayed_to_an_admitted_online_peer(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    data = {"description": {"type": "offer", "sdp": "v=0\r\n"}}
+    out = room.signal(e, c, data)
+    assert out.effects == [Send(c, {"type": "signal", "from": e, "data": data})]
+    assert room.route_signal(c, e) == e
+
+
+def test_signal_refusals(room: Room, call: dict[str, str]) -> None:
+    c, e, z = call["counsellor"], call["expert"], call["citizen"]
+    other = make_room()
+    foreign = join(other, "staff-other").seat.id
+    for target in (z, "p_nobody", foreign):  # waiting, unknown, in another room
+        err = refusal(room.signal, e, target, {"candidate": None})
+        assert (err.code, err.close) == ("not_in_room", None)
+    assert refusal(room.signal, e, e, {"candidate": None}).code == "not_in_room"
+    assert refusal(room.signal, "p_ghost", c, {"candidate": None}).code == "not_in_room"
+    room.leave(e, T0 + 5)
+    assert refusal(room.signal, c, e, {"candidate": None}).code == "not_in_room"
+
+
+def test_signal_to_reconnecting_peer_is_dropped_silently(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    room.disconnected(e, T0 + 5)
+    assert room.route_signal(c, e) is None
+    assert room.signal(c, e, {"candidate": None}).effects == []
+
+
+def test_state_is_broadcast_only_when_it_changes(room: Room, call: dict[str, str]) -> None:
+    c, e, z = call["counsellor"], call["expert"], call["citizen"]
+    out = room.set_state(e, {"mic": False, "hand": True}, T0 + 5)
+    expected = {"type": "peer-state", "peer": e, "state": {"mic": False, "camera": True, "screen": False,
+                                                            "hand": True}}
+    assert out.sends(c) == [expected]
+    assert out.sends(e) == [] and out.sends(z) == []
+    assert room.set_state(e, {"mic": False}, T0 + 6).effects == []
+    # a waiting seat sets its state silently; peers see it on admission
+    assert room.set_state(z, {"camera": False}, T0 + 7).effects == []
+    admitted = room.admit(c, z, T0 + 8)
+    assert admitted.sends(e)[0]["peer"]["state"]["camera"] is False
+
+
+def test_stats_are_kept_not_relayed(room: Room, call: dict[str, str]) -> None:
+    c, e, z = call["counsellor"], call["expert"], call["citizen"]
+    figures = PeerStats(rtt_ms=23.5, loss=0.01, bitrate_kbps=1450, state="connected")
+    out = room.report_stats(e, {c: figures, z: figures, e: figures, "p_gone": figures}, T0 + 5)
+    assert out.effects == [] and out.reply == []
+    assert room.seat(e).stats == {c: figures}  # only admitted peers, not self, not the waiting room
+    assert room.seat(e).stats_at == T0 + 5
+    snap = {s["id"]: s for s in room.snapshot()["seats"]}
+    assert snap[e]["stats"] == {c: {"rtt_ms": 23.5, "loss": 0.01, "bitrate_kbps": 1450, "state": "connected"}}
+    assert snap[e]["connection"] == "online" and snap[e]["role"] == "expert"
+    assert refusal(room.report_stats, "p_ghost", {}, T0).code == "not_in_room"
+
+
+def test_snapshot_holds_no_identity_or_secret(room: Room, call: dict[str, str]) -> None:
+    text = orjson.dumps(room.snapshot()).decode()
+    for seat in room.seats.values():
+        assert seat.identity not in text and seat.secret not in text
+    assert '"joined_at":"2025-11-25T10:00:00+00:00"' in text
+
+
+# --- privacy across a whole session ----------------------------------------------------------------
+
+
+def test_identities_and_secrets_never_reach_other_participants() -> None:
+    room = make_room()
+    outs: list[tuple[str | None, Outcome]] = []
+
+    def record(out: Outcome) -> Outcome:
+        outs.append((out.seat.id if out.seat else None, out))
+        return out
+
+    c = record(join(room, "staff-weber")).seat.id
+    e = record(join(room, "staff-expert", Role.EXPERT)).seat.id
+    z = record(join(room, "invite-1", Role.CITIZEN)).seat.id
+    record(room.admit(c, z, T0 + 1))
+    record(room.disconnected(e, T0 + 2))
+    record(room.resume(room.seat(e).secret, T0 + 3))
+    record(room.set_state(z, {"mic": False}, T0 + 4))
+    secrets_of = {s.id: s.secret for s in room.seats.values()}
+    record(room.remove(c, z, T0 + 5))
+    record(room.end(c, "moderator", T0 + 6))
+    for caller, out in outs:
+        delivered = [(caller, m) for m in out.reply] + [(x.seat, x.message) for x in out.effects
+                                                       if isinstance(x, Send)]
+        for to, message in delivered:
+            text = orjson.dumps(message).decode()
+            assert "staff-" not in text and "invite-" not in text and "jti-" not in text
+            for owner, secret in secrets_of.items():
+                assert owner == to or secret not in text
+        for audit in audits(out):
+            assert "Anna" not in repr(audit) and "Ayşe" not in repr(audit)  # names stay out of the audit trail
