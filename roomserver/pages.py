@@ -15,8 +15,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from . import __version__
+from . import __version__, i18n
 from .services import services_of
+
+LANG_COOKIE = "rs_lang"
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -47,9 +49,27 @@ def environment() -> jinja2.Environment:
 _ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
 
 
-def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    html = request.app[_ENV_KEY].get_template(template).render(**context)
-    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+def page_language(request: web.Request, offered: tuple[str, ...] = i18n.STAFF_LANGUAGES) -> str:
+    """``?lang=`` if offered, else the remembered choice, else Accept-Language, else German."""
+    chosen = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
+    return i18n.negotiate(request.headers.get("Accept-Language"), offered, chosen)
+
+
+def render(request: web.Request, template: str, status: int = 200, *,
+           offered: tuple[str, ...] = i18n.STAFF_LANGUAGES, **context: Any) -> web.Response:
+    """Render a page in the person's language; remember an explicit ``?lang=`` choice."""
+    lang = page_language(request, offered)
+
+    def t(key: str, **values: object) -> str:
+        return i18n.translate(lang, key, **values)
+
+    html = request.app[_ENV_KEY].get_template(template).render(
+        lang=lang, dir=i18n.direction(lang), t=t, languages=[(code, i18n.NAMES[code]) for code in offered],
+        **context)
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    if request.query.get("lang") == lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", httponly=True, path="/")
+    return response
 
 
 async def index(request: web.Request) -> web.Response:
