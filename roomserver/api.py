@@ -7,6 +7,7 @@ document, so the document and the handlers cannot disagree.
 
 from __future__ import annotations
 
+import hmac
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -42,9 +43,12 @@ def parse_time(value: str | None, field: str) -> int | None:
     if parsed.tzinfo is None:
         raise RoomServerError("invalid_request", f"Invalid value for {field}: the time zone is missing.", 422)
     try:
-        return int(parsed.timestamp())
+        ts = int(parsed.timestamp())
+        # Must also be writable back as a UTC date-time: 9999-12-31T23:00:00-05:00 is in the year 10000.
+        datetime.fromtimestamp(ts, timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise RoomServerError("invalid_request", f"Invalid value for {field}: out of range.", 422) from None
+    return ts
 
 
 def room_json(room: RoomRow) -> dict[str, Any]:
@@ -67,17 +71,33 @@ async def read_json(request: web.Request, schema: str, *, optional: bool = False
     if optional and not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise RoomServerError("bad_json", "The request body is not valid JSON.", 400) from None
+    try:
+        # A lone surrogate ("\ud800") is legal JSON syntax but no text: nothing downstream can store it.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RoomServerError("bad_json", "The request body contains text that is not valid Unicode.",
+                              400) from None
     return openapi.validate(schema, body)
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), though Python's parser accepts them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _opt_int(value: Any) -> int | None:
+    """A schema-checked integer as an int: JSON Schema also counts 4.0 as an integer."""
+    return None if value is None else int(value)
 
 
 def authenticate(request: web.Request) -> Principal:
     """The caller, from a Bearer API key or a staff session cookie (with CSRF check)."""
     svc = services_of(request.app)
-    header = request.headers.get("Authorization", "")
-    if header:
+    header = request.headers.get("Authorization")
+    if header is not None:  # present, even empty: judged by it alone, never by a cookie beside it
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise RoomServerError("unauthenticated", "Use 'Authorization: Bearer <API key>'.", 401)
@@ -90,7 +110,8 @@ def authenticate(request: web.Request) -> Principal:
         principal = svc.auth.from_session(session_id, svc.now())
         if principal is None:
             raise RoomServerError("session_expired", "The session has expired; sign in again.", 401)
-        if request.method not in _SAFE_METHODS and request.headers.get(CSRF_HEADER) != principal.csrf:
+        sent = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogateescape")
+        if request.method not in _SAFE_METHODS and not hmac.compare_digest(sent, (principal.csrf or "").encode()):
             raise RoomServerError("csrf_failed", "The request lacks a valid X-CSRF-Token header.", 403)
         return principal
     raise RoomServerError("unauthenticated", "Sign in or send an API key.", 401)
@@ -207,7 +228,8 @@ async def create_room(request: web.Request) -> web.Response:
     room = svc.consultations.create(
         principal, title=body["title"], scheduled_start=parse_time(body.get("scheduled_start"), "scheduled_start"),
         scheduled_end=parse_time(body.get("scheduled_end"), "scheduled_end"),
-        waiting_room=body.get("waiting_room"), max_participants=body.get("max_participants"), now=svc.now())
+        waiting_room=body.get("waiting_room"), max_participants=_opt_int(body.get("max_participants")),
+        now=svc.now())
     return web.json_response(room_json(room), status=201, headers={"Location": f"/api/v1/rooms/{room.id}"})
 
 
@@ -244,8 +266,8 @@ async def create_invite(request: web.Request) -> web.Response:
     body = await read_json(request, "InviteCreate")
     room = _owned_room(request, principal, svc.consultations)
     invite = svc.consultations.invite(principal, room.id, role=Role(body["role"]), name=body["name"],
-                                      lifetime=body.get("lifetime_seconds"), single_use=body.get("single_use"),
-                                      now=svc.now())
+                                      lifetime=_opt_int(body.get("lifetime_seconds")),
+                                      single_use=body.get("single_use"), now=svc.now())
     return web.json_response({
         "jti": invite.jti, "token": invite.token, "room_id": invite.room_id, "role": invite.role.value,
         "not_before": iso(invite.not_before), "expires_at": iso(invite.expires_at),

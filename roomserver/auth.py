@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from argon2 import PasswordHasher
@@ -19,9 +20,13 @@ from .errors import RoomServerError
 from .store import Account, Store
 
 _hasher = PasswordHasher()
-# A fixed hash to verify against when the user does not exist, so that timing
-# does not tell which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so that timing does not
+    tell which usernames exist. Made on first use: every CLI start would pay for it."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -67,7 +72,7 @@ class LocalPasswordProvider:
     def authenticate(self, username: str, password: str, now: int) -> Account:
         account = self.store.directory.by_username(username) if username else None
         if account is None or account.password_hash is None or account.disabled:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             raise login_failed()
         if account.locked_until is not None and account.locked_until > now:
             raise RoomServerError("account_locked", "Too many failed sign-ins. Try again in a few minutes.", 429)
@@ -112,6 +117,8 @@ class Authenticator:
         self.store.sessions.delete(session_id)
 
     def from_session(self, session_id: str, now: int) -> Principal | None:
+        if not session_id.isascii():  # ours are URL-safe base64; a header may carry any bytes
+            return None
         session = self.store.sessions.get(session_id, now)
         if session is None:
             return None
@@ -123,8 +130,10 @@ class Authenticator:
     def from_api_key(self, key: str) -> Principal | None:
         """Constant-time comparison against every configured key."""
         found = None
+        # Header values are decoded with surrogateescape: bytes that are not UTF-8 must not raise here.
+        sent = key.encode("utf-8", "surrogateescape")
         for candidate, name in self._api_keys.items():
-            if hmac.compare_digest(candidate.encode(), key.encode()):
+            if hmac.compare_digest(candidate.encode(), sent):
                 found = name
         if found is None:
             return None

@@ -8,12 +8,11 @@ data directory as the server (SQLite in WAL mode allows both at once).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import logging
+import socket
 import sys
 import time
-from typing import Sequence
+from typing import Sequence, TextIO
 
 from . import __version__, bootstrap, config, demo
 from .api import iso, parse_time, room_json
@@ -39,18 +38,48 @@ def _settings(args: argparse.Namespace) -> config.Settings:
     return settings
 
 
+def _prepare(settings: config.Settings) -> bootstrap.FirstStart:
+    """First-start setup for a command other than ``serve``.
+
+    What it generated is shown now, on stderr (stdout stays the command's
+    output): the API key and demo passwords are never shown again.
+    """
+    first = bootstrap.prepare(settings, int(time.time()))
+    if first.api_key:
+        print(f"API key (saved in {first.api_key_path}, shown only now): {first.api_key}", file=sys.stderr)
+    print_logins(first.demo_logins, file=sys.stderr)
+    return first
+
+
 def _services(args: argparse.Namespace):
     from .services import build_services
 
     settings = _settings(args)
-    bootstrap.prepare(settings, int(time.time()))
+    _prepare(settings)
     return build_services(settings)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail before a first start generates passwords it could then never show."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     settings = _settings(args)
+    _check_listen(settings.server.host, settings.server.port)
     first = bootstrap.prepare(settings, int(time.time()))
     return serve(settings, first)
 
@@ -146,10 +175,14 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from .store import Store
 
     settings = _settings(args)
-    bootstrap.prepare(settings, int(time.time()))
+    first = bootstrap.prepare(settings, int(time.time()))
+    if first.api_key:
+        print(f"API key (saved in {first.api_key_path}, shown only now): {first.api_key}")
     store = Store.open(settings.store_path, synchronous=settings.store.synchronous)
     try:
-        logins = demo.seed(store, int(time.time()), reset_passwords=args.reset_passwords)
+        seeded = demo.seed(store, int(time.time()), reset_passwords=args.reset_passwords)
+        # A first start may have seeded already: show its passwords, unless reset since.
+        logins = list({login.username: login for login in [*first.demo_logins, *seeded]}.values())
     finally:
         store.close()
     if not logins:
@@ -158,12 +191,12 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_logins(logins: Sequence[demo.DemoLogin]) -> None:
+def print_logins(logins: Sequence[demo.DemoLogin], file: TextIO | None = None) -> None:
     if not logins:
         return
-    print("Demo-Anmeldungen / demo sign-ins (shown only now, write them down):")
+    print("Demo-Anmeldungen / demo sign-ins (shown only now, write them down):", file=file)
     for login in logins:
-        print(f"  {login.role:12} {login.username:10} {login.password}")
+        print(f"  {login.role:12} {login.username:10} {login.password}", file=file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,19 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="roomserver",
         description="Room server for networked hybrid counselling: video rooms, tokens, signalling.")
     parser.add_argument("--version", action="version", version=f"roomserver {__version__}")
-    parser.add_argument("--config", metavar="PATH",
-                        help="settings file (default: $ROOMSERVER_CONFIG, else config/roomserver.toml)")
+    config_help = "settings file (default: $ROOMSERVER_CONFIG, else config/roomserver.toml)"
+    parser.add_argument("--config", metavar="PATH", help=config_help)
+    # --config is also accepted after the command ('roomserver check-config --config PATH');
+    # SUPPRESS keeps a value given before the command when none is given after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("serve", help="run the server (creates keys and demo data on first start)")
+    def command(group: argparse._SubParsersAction, name: str, **kwargs: str) -> argparse.ArgumentParser:
+        return group.add_parser(name, parents=[common], **kwargs)
+
+    p = command(sub, "serve", help="run the server (creates keys and demo data on first start)")
     p.add_argument("--host", help="listen address (overrides [server] host)")
     p.add_argument("--port", type=int, help="listen port (overrides [server] port)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("check-config", help="validate the settings and print a summary")
+    p = command(sub, "check-config", help="validate the settings and print a summary")
     p.set_defaults(func=cmd_check_config)
 
-    p = sub.add_parser("create-room", help="create a consultation room")
+    p = command(sub, "create-room", help="create a consultation room")
     p.add_argument("--title", required=True, help="title staff see, e.g. 'Beratung 10:30'")
     p.add_argument("--start", help="scheduled start, RFC 3339 (e.g. 2026-11-25T10:30:00+01:00)")
     p.add_argument("--end", help="scheduled end, RFC 3339 (default: start + rooms.default_duration_minutes)")
@@ -194,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the room as JSON")
     p.set_defaults(func=cmd_create_room)
 
-    p = sub.add_parser("invite", help="mint a join link for one person")
+    p = command(sub, "invite", help="mint a join link for one person")
     p.add_argument("room", help="room id (r_...)")
     p.add_argument("--role", required=True, choices=[r.value for r in Role])
     p.add_argument("--name", required=True, help="display name shown in the room")
@@ -204,20 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print token and link as JSON")
     p.set_defaults(func=cmd_invite)
 
-    p = sub.add_parser("end-room", help="end a room: disconnect everyone, withdraw every token")
+    p = command(sub, "end-room", help="end a room: disconnect everyone, withdraw every token")
     p.add_argument("room", help="room id (r_...)")
     p.set_defaults(func=cmd_end_room)
 
-    p = sub.add_parser("keys", help="list, rotate or remove token signing keys")
+    p = command(sub, "keys", help="list, rotate or remove token signing keys")
     keys = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    keys.add_parser("list", help="show the key set")
-    k = keys.add_parser("rotate", help="add a new active key; older keys keep verifying")
+    command(keys, "list", help="show the key set")
+    k = command(keys, "rotate", help="add a new active key; older keys keep verifying")
     k.add_argument("--alg", choices=ALGORITHMS, help="algorithm (default from config)")
-    k = keys.add_parser("remove", help="remove a retired key; tokens it signed stop working")
+    k = command(keys, "remove", help="remove a retired key; tokens it signed stop working")
     k.add_argument("kid")
     p.set_defaults(func=cmd_keys)
 
-    p = sub.add_parser("seed-demo", help="create the demo departments and accounts (prints passwords once)")
+    p = command(sub, "seed-demo", help="create the demo departments and accounts (prints passwords once)")
     p.add_argument("--reset-passwords", action="store_true", help="give existing demo accounts new passwords")
     p.set_defaults(func=cmd_seed_demo)
     return parser

@@ -75,7 +75,9 @@ SCHEMAS: dict[str, Any] = {
     "RoomList": {"type": "object", "required": ["rooms"],
                  "properties": {"rooms": {"type": "array", "items": {"$ref": "#/components/schemas/Room"}}}},
     "EndRequest": {"type": "object", "additionalProperties": False,
-                   "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 64}}},
+                   "properties": {"reason": {
+                       "type": "string", "enum": ["api", "operator", "completed", "cancelled", "no_show"],
+                       "description": "Why the consultation ended: a code, never free text (it is audited)."}}},
     "InviteCreate": {
         "type": "object", "additionalProperties": False, "required": ["role", "name"],
         "properties": {
@@ -123,8 +125,18 @@ def _errors(*statuses: int) -> dict[str, Any]:
             404: "Not found", 409: "Conflicts with the current state", 413: "Body too large",
             415: "Body must be JSON",
             422: "Invalid field values", 429: "Too many attempts", 503: "Not ready"}
-    return {str(s): {"description": text[s], "content": {"application/json": {"schema": ERROR}}}
-            for s in statuses}
+    responses: dict[str, Any] = {str(s): {"description": text[s], "content": {"application/json": {"schema": ERROR}}}
+                                 for s in statuses}
+    if 401 in statuses:
+        responses["401"]["headers"] = {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}
+    return responses
+
+
+def _room_links() -> dict[str, Any]:
+    """What a client can do next with a room it got back (OpenAPI links)."""
+    room_id = {"room_id": "$response.body#/id"}
+    return {op[0].upper() + op[1:]: {"operationId": op, "parameters": room_id}
+            for op in ("getRoom", "endRoom", "listInvites", "createInvite")}
 
 
 _AUTHED = (400, 401, 403)
@@ -167,7 +179,9 @@ PATHS: dict[str, Any] = {
                               **_errors(*_AUTHED)}},
         "post": {"operationId": "createRoom", "summary": "Create a consultation room.",
                  "requestBody": {"required": True, "content": _json("RoomCreate")},
-                 "responses": {"201": {"description": "Created", "content": _json("Room")},
+                 "responses": {"201": {"description": "Created", "content": _json("Room"), "links": _room_links(),
+                                       "headers": {"Location": {"required": True, "description": "The room's URL.",
+                                                                "schema": {"type": "string"}}}},
                                **_errors(*_AUTHED, *_BODY)}},
     },
     "/api/v1/rooms/{room_id}": {"get": {
@@ -190,7 +204,10 @@ PATHS: dict[str, Any] = {
         "post": {"operationId": "createInvite", "summary": "Mint a token for one person in one role.",
                  "parameters": [ROOM_ID],
                  "requestBody": {"required": True, "content": _json("InviteCreate")},
-                 "responses": {"201": {"description": "Invite", "content": _json("Invite")},
+                 "responses": {"201": {"description": "Invite", "content": _json("Invite"), "links": {
+                                   "RevokeInvite": {"operationId": "revokeInvite",
+                                                    "parameters": {"room_id": "$response.body#/room_id",
+                                                                   "jti": "$response.body#/jti"}}}},
                                **_errors(*_AUTHED, 404, 409, *_BODY)}},
     },
     "/api/v1/rooms/{room_id}/invites/{jti}": {"delete": {

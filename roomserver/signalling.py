@@ -29,10 +29,13 @@ from .room import Audit, Close, Ended, Outcome, Revoke, Room, RoomError, Send
 from .roles import Role
 from .services import Services, services_of
 from .store import RoomRow
+from .store.database import transaction
 from .tokens import check_admission
 from .turn import ice_servers, mint_credentials
 
 log = logging.getLogger("roomserver.signalling")
+
+_DROP = object()  # _relay: nothing to send
 
 class Conn:
     """One participant socket, and the seat it is bound to once joined."""
@@ -128,10 +131,31 @@ class Signalling:
     # -- effects ----------------------------------------------------------------
 
     async def execute(self, room: Room, outcome: Outcome) -> None:
-        """Carry out an outcome's effects in order (the room core's edge contract)."""
+        """Carry out an outcome: persist its store effects in one commit, then deliver in order."""
+        self.persist(room, outcome)
+        await self.deliver(room, outcome)
+
+    def persist(self, room: Room, outcome: Outcome) -> None:
+        """Revocations, the end and audit events of an outcome, in one transaction."""
         store = self.services.store
-        frames: dict[int, bytes] = {}
         persisted_end = False
+        with transaction(store.conn):
+            for effect in outcome.effects:
+                if isinstance(effect, Revoke):
+                    now = int(time.time())
+                    for jti in effect.jtis:
+                        store.tokens.revoke(jti, now)
+                    store.tokens.revoke_identity(room.id, effect.identity, now)
+                elif isinstance(effect, Ended):
+                    persisted_end = store.rooms.end(room.id, reason=effect.reason, now=int(time.time()))
+                elif isinstance(effect, Audit):
+                    if effect.event == "room.end" and not persisted_end:
+                        continue  # ended through the API: audited there already
+                    self._audit(room, effect)
+
+    async def deliver(self, room: Room, outcome: Outcome) -> None:
+        """Sends and closes in the outcome's order (a Send before the Close of the same seat)."""
+        frames: dict[int, bytes] = {}
         for effect in outcome.effects:
             if isinstance(effect, Send):
                 conn = self.hub.connection(room.id, effect.seat)
@@ -146,17 +170,6 @@ class Signalling:
                 if conn is not None and conn.number == effect.conn:
                     self.hub.unbind(room.id, effect.seat, conn)
                     self._close(conn, effect.code, effect.reason)
-            elif isinstance(effect, Revoke):
-                now = int(time.time())
-                for jti in effect.jtis:
-                    store.tokens.revoke(jti, now)
-                store.tokens.revoke_identity(room.id, effect.identity, now)
-            elif isinstance(effect, Ended):
-                persisted_end = store.rooms.end(room.id, reason=effect.reason, now=int(time.time()))
-            elif isinstance(effect, Audit):
-                if effect.event == "room.end" and not persisted_end:
-                    continue  # ended through the API: audited there already
-                self._audit(room, effect)
         if room.ended:
             timer = self._timers.pop(room.id, None)
             if timer is not None:
@@ -248,7 +261,12 @@ class Signalling:
                     return
                 await self._send(conn, proto.dumpb(proto.error("rate_limited", "Too many messages; slow down.")))
                 continue
-            await self._message(conn, msg.data)
+            relay = self._relay(conn, msg.data)
+            if relay is None:
+                await self._message(conn, msg.data)
+            elif relay is not _DROP:
+                peer, frame = relay
+                await self._send(peer, frame)
 
     async def _error_close(self, conn: Conn, error: dict[str, Any], code: int, reason: str) -> None:
         await self._send(conn, proto.dumpb(error))
@@ -259,13 +277,15 @@ class Signalling:
         """Handle ``join``/``resume``; False (socket closed) if refused."""
         try:
             msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
-            if isinstance(msg, proto.Join):
-                room, outcome = self._join(msg)
-            elif isinstance(msg, proto.Resume):
-                room, outcome = self._resume(msg)
-            else:
-                raise RoomError(proto.ErrorCode.NOT_JOINED, "Send join or resume first.",
-                                CloseCode.PROTOCOL_VIOLATION)
+            with transaction(self.services.store.conn):  # spend, mark live and audit: one commit
+                if isinstance(msg, proto.Join):
+                    room, outcome = self._join(msg)
+                elif isinstance(msg, proto.Resume):
+                    room, outcome = self._resume(msg)
+                else:
+                    raise RoomError(proto.ErrorCode.NOT_JOINED, "Send join or resume first.",
+                                    CloseCode.PROTOCOL_VIOLATION)
+                self.persist(room, outcome)
         except (ProtocolError, RoomServerError) as exc:
             code = exc.code
             ref = getattr(exc, "ref", None)
@@ -275,7 +295,7 @@ class Signalling:
             return False
         seat = outcome.seat
         assert seat is not None
-        await self.execute(room, outcome)
+        await self.deliver(room, outcome)
         conn.room_id, conn.seat_id, conn.number = room.id, seat.id, seat.conn
         self.hub.bind(room.id, seat.id, conn)
         self.hub.remember_secret(seat.secret, room.id)
@@ -312,6 +332,29 @@ class Signalling:
                             CloseCode.RESUME_UNKNOWN)
         return room, room.resume(msg.secret, time.time())
 
+    def _relay(self, conn: Conn, data: str | bytes) -> tuple[Conn, bytes] | object | None:
+        """The hot path: a valid, authorised ``signal`` becomes (peer socket, frame) with no awaits.
+
+        Returns ``_DROP`` for a signal to nobody reachable, None for anything else
+        (other types and every refusal), which ``_message`` then handles in full.
+        """
+        room = self.hub.room(conn.room_id or "")
+        seat_id = conn.seat_id
+        if room is None or seat_id is None or self.hub.connection(room.id, seat_id) is not conn:
+            return _DROP
+        try:
+            msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
+            if type(msg) is not proto.Signal:
+                return None
+            target = room.route_signal(seat_id, msg.to)
+        except (ProtocolError, RoomError):
+            return None
+        peer = self.hub.connection(room.id, target) if target is not None else None
+        if peer is None:
+            return _DROP
+        self.relayed += 1
+        return peer, proto.signal_frame(seat_id, msg.data)
+
     async def _message(self, conn: Conn, data: str | bytes) -> None:
         room = self.hub.room(conn.room_id or "")
         seat_id = conn.seat_id
@@ -322,12 +365,7 @@ class Signalling:
             msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
             ref = type(msg).__name__.lower()
             if isinstance(msg, proto.Signal):
-                target = room.route_signal(seat_id, msg.to)
-                if target is not None:
-                    peer = self.hub.connection(room.id, target)
-                    if peer is not None:
-                        self.relayed += 1
-                        await self._send(peer, proto.signal_frame(seat_id, msg.data))
+                room.route_signal(seat_id, msg.to)  # _relay took every valid signal: this one is refused
                 return
             now = time.time()
             if isinstance(msg, proto.State):

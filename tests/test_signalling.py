@@ -262,3 +262,50 @@ async def test_messages_after_leave_are_ignored(http, api_headers):
     assert await b.closed() == 1000
     left = await a.expect("peer-left")
     assert left["peer"] == wb["self"]["id"] and left["reason"] == "left"
+
+
+async def test_welcome_carries_stun_and_minted_turn_credentials(server_factory, api_headers):
+    srv, _ = await server_factory(ROOMSERVER_ICE_STUN_URLS="stun:stun.example.org:3478",
+                                  ROOMSERVER_ICE_TURN_URLS="turn:turn.example.org:3478?transport=udp",
+                                  ROOMSERVER_ICE_TURN_SECRET="shared-secret-for-tests")
+    async with srv_client(srv) as http:
+        room = await create_room(http, api_headers)
+        _, welcome = await joined(http, api_headers, room, "expert")
+    stun, turn = welcome["ice_servers"]
+    assert stun == {"urls": ["stun:stun.example.org:3478"]}
+    expiry, seat = turn["username"].split(":")
+    assert seat == welcome["self"]["id"] and int(expiry) > 0
+    import base64
+    import hashlib
+    import hmac
+    expected = base64.b64encode(hmac.new(b"shared-secret-for-tests", turn["username"].encode(),
+                                         hashlib.sha1).digest()).decode()
+    assert turn["credential"] == expected
+
+
+async def test_a_socket_that_stops_answering_pings_is_noticed(server_factory, api_headers):
+    srv, _ = await server_factory(ROOMSERVER_SIGNALLING_HEARTBEAT_SECONDS="1")
+    async with srv_client(srv) as http:
+        room = await create_room(http, api_headers)
+        watcher, _ = await joined(http, api_headers, room, "counsellor")
+        token = (await invite(http, api_headers, room, "expert"))["token"]
+        silent = RawSocket(await http.ws_connect("/ws", autoping=False, heartbeat=None))
+        welcome = await silent.join(token)
+        # the silent client never answers the server's pings: the server declares it dead
+        reconnecting = await watcher.expect("peer-reconnecting")
+        assert reconnecting["peer"] == welcome["self"]["id"]
+
+
+async def test_room_ends_at_its_scheduled_end(server_factory, api_headers):
+    from datetime import datetime, timedelta, timezone
+
+    srv, svc = await server_factory(ROOMSERVER_ROOMS_OVERRUN_MINUTES="0")
+    async with srv_client(srv) as http:
+        end = datetime.now(timezone.utc) + timedelta(seconds=3)
+        room = await create_room(http, api_headers, scheduled_start=(end - timedelta(minutes=30)).isoformat(),
+                                 scheduled_end=end.isoformat())
+        sock, _ = await joined(http, api_headers, room, "counsellor")
+        ended = await sock.expect("ended")
+        assert ended["reason"] == "scheduled_end"
+        assert await sock.closed() == CloseCode.ROOM_ENDED
+    assert svc.store.rooms.get(room).state == "ended"

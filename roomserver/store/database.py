@@ -49,6 +49,9 @@ def connect(path: Path, *, synchronous: str = "full", upto: int | None = None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store: cannot open {path}: {exc}") from None
+    try:
         conn.row_factory = sqlite3.Row
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -58,7 +61,11 @@ def connect(path: Path, *, synchronous: str = "full", upto: int | None = None) -
         conn.execute("PRAGMA busy_timeout=10000")
         migrate(conn, upto=upto)
     except sqlite3.DatabaseError as exc:
+        conn.close()
         raise StoreError(f"store: cannot open {path}: {exc}") from None
+    except StoreError:
+        conn.close()
+        raise
     return conn
 
 
@@ -107,7 +114,15 @@ def _statements(sql: str) -> list[str]:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction; taken immediately so concurrent writers queue, not fail."""
+    """One write transaction; taken immediately so concurrent writers queue, not fail.
+
+    Inside an open transaction it joins it, so a caller can make several
+    repository writes one commit (one disk sync) — a join spends its token and
+    audits in one.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
