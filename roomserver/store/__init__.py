@@ -10,13 +10,15 @@ import sqlite3
 from pathlib import Path
 
 from .audit import AuditEvent, AuditLog
+from .calls import Callback, CallLog, CallRow
 from .database import StoreError, connect, migrations, schema_version
 from .directory import Account, Department, Directory
 from .ledger import TokenLedger
 from .rooms import RoomRepository, RoomRow
 from .sessions import Session, SessionStore
 
-__all__ = ["Store", "StoreError", "Account", "AuditEvent", "Department", "RoomRow", "Session"]
+__all__ = ["Store", "StoreError", "Account", "AuditEvent", "Callback", "CallRow", "Department", "RoomRow",
+           "Session"]
 
 
 class Store:
@@ -30,6 +32,7 @@ class Store:
         self.directory = Directory(conn)
         self.sessions = SessionStore(conn)
         self.audit = AuditLog(conn)
+        self.calls = CallLog(conn)
 
     @classmethod
     def open(cls, path: Path, *, synchronous: str = "full") -> "Store":

@@ -87,6 +87,21 @@ class Directory:
         rows = self._conn.execute(f"SELECT * FROM accounts {where} ORDER BY username", args).fetchall()
         return [_account(r) for r in rows]
 
+    def languages(self, account_id: str) -> frozenset[str]:
+        rows = self._conn.execute("SELECT language FROM interpreter_languages WHERE account_id = ?",
+                                  (account_id,)).fetchall()
+        return frozenset(r["language"] for r in rows)
+
+    def set_languages(self, account_id: str, languages: set[str] | frozenset[str]) -> None:
+        with transaction(self._conn):
+            self._conn.execute("DELETE FROM interpreter_languages WHERE account_id = ?", (account_id,))
+            self._conn.executemany("INSERT INTO interpreter_languages (account_id, language) VALUES (?, ?)",
+                                   [(account_id, lang) for lang in sorted(languages)])
+
+    def all_languages(self) -> list[str]:
+        rows = self._conn.execute("SELECT DISTINCT language FROM interpreter_languages ORDER BY language").fetchall()
+        return [r["language"] for r in rows]
+
     def set_password_hash(self, account_id: str, password_hash: str) -> None:
         with transaction(self._conn):
             self._conn.execute("UPDATE accounts SET password_hash = ?, failed_logins = 0, locked_until = NULL"
