@@ -96,6 +96,12 @@ class SignallingSettings:
 
 
 @dataclass
+class CallSettings:
+    ring_timeout_seconds: int = _opt(60, "How long an expert call rings before the counsellor is told nobody "
+                                     "answered.", min=1, max=600)
+
+
+@dataclass
 class IceSettings:
     stun_urls: list[str] = _opt([], "STUN server URLs handed to clients.")
     turn_urls: list[str] = _opt([], "TURN server URLs handed to clients with per-participant credentials.")
@@ -128,6 +134,7 @@ class Settings:
     tokens: TokenSettings = field(default_factory=TokenSettings)
     rooms: RoomSettings = field(default_factory=RoomSettings)
     signalling: SignallingSettings = field(default_factory=SignallingSettings)
+    calls: CallSettings = field(default_factory=CallSettings)
     ice: IceSettings = field(default_factory=IceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)

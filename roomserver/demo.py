@@ -32,6 +32,10 @@ ACCOUNTS: list[tuple[str, str, str, str | None]] = [
 ]
 
 
+# The demo interpreter's languages, German Sign Language among them.
+INTERPRETER_LANGUAGES = {"dolmetsch": {"dgs", "ar", "fa", "tr", "uk", "ru"}}
+
+
 @dataclass(frozen=True)
 class DemoLogin:
     username: str
@@ -49,8 +53,10 @@ def seed(store: Store, now: int, *, reset_passwords: bool = False) -> list[DemoL
         account = store.directory.by_username(username)
         if account is None:
             password = generate_password()
-            store.directory.add_account(username=username, display_name=display, role=role, department_id=dept,
-                                        password_hash=hash_password(password), now=now)
+            account = store.directory.add_account(username=username, display_name=display, role=role,
+                                                  department_id=dept, password_hash=hash_password(password), now=now)
+            if username in INTERPRETER_LANGUAGES:
+                store.directory.set_languages(account.id, INTERPRETER_LANGUAGES[username])
             logins.append(DemoLogin(username, role, password))
         elif reset_passwords:
             password = generate_password()

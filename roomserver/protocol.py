@@ -248,7 +248,28 @@ class Leave:
     pass
 
 
-ClientMessage = Union[Join, Resume, Signal, State, Stats, Admit, Deny, Remove, End, Ping, Leave]
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A moderator rings a department's experts (``kind`` department) or interpreters (``kind`` language)."""
+
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallCancel:
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """After a call nobody took: leave a callback request on the department's desks."""
+
+    call: str
+
+
+ClientMessage = Union[Join, Resume, Signal, State, Stats, Admit, Deny, Remove, End, Ping, Leave, Call, CallCancel,
+                      Callback]
 
 _STATS_FIELDS = tuple(STATS_NUMBERS) + tuple(STATS_CHOICES)
 _MISSING: Any = object()
@@ -482,6 +503,26 @@ def _parse_ping(obj: dict) -> Ping:
     raise _bad("ping", f"Field 'id' must be an integer or a string of at most {MAX_ID_CHARS} characters.")
 
 
+_CALL_KEYS = frozenset({"type", "department", "language"})
+_CALL_REF_KEYS = frozenset({"type", "call"})
+
+
+def _parse_call(obj: dict) -> Call:
+    _check_keys(obj, _CALL_KEYS, "call", "call")
+    present = [k for k in ("department", "language") if k in obj]
+    if len(present) != 1:
+        raise _bad("call", "Give exactly one of 'department' or 'language'.")
+    return Call("department" if present[0] == "department" else "language", _peer_id(obj, present[0], "call"))
+
+
+def _call_ref_parser(cls: type, ref: str):
+    def parse(obj: dict):
+        _check_keys(obj, _CALL_REF_KEYS, ref, ref)
+        return cls(_peer_id(obj, "call", ref))
+
+    return parse
+
+
 _PARSERS = {
     "signal": _parse_signal,
     "join": _parse_join,
@@ -494,6 +535,9 @@ _PARSERS = {
     "end": _bare_parser(End, "end"),
     "ping": _parse_ping,
     "leave": _bare_parser(Leave, "leave"),
+    "call": _parse_call,
+    "call-cancel": _call_ref_parser(CallCancel, "call-cancel"),
+    "callback": _call_ref_parser(Callback, "callback"),
 }
 CLIENT_TYPES: Final = frozenset(_PARSERS)
 
@@ -586,6 +630,11 @@ def denied() -> dict[str, Any]:
 
 def removed() -> dict[str, Any]:
     return {"type": "removed"}
+
+
+def call_status(call: dict[str, Any]) -> dict[str, Any]:
+    """How an expert call stands (moderators only): ringing, accepted, timed_out, cancelled, no_one."""
+    return {"type": "call-status", "call": call}
 
 
 def ended(reason: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from .hub import Hub, LocalHub
 from .protocol import CloseCode, ProtocolError
 from .ratelimit import TokenBucket
 from .room import Audit, Close, Ended, Outcome, Revoke, Room, RoomError, Send
-from .roles import Role
+from .roles import Action, Role, may
 from .services import Services, services_of
 from .store import RoomRow
 from .store.database import transaction
@@ -36,6 +36,7 @@ from .turn import ice_servers, mint_credentials
 log = logging.getLogger("roomserver.signalling")
 
 _DROP = object()  # _relay: nothing to send
+_REFS = {proto.CallCancel: "call-cancel"}  # message classes whose type is not their lower-cased name
 
 class Conn:
     """One participant socket, and the seat it is bound to once joined."""
@@ -59,6 +60,7 @@ class Signalling:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.relayed = 0
+        self.desks: Any = None  # the expert desks (desk.py), when set up: calls and presence
         services.consultations.on_end = self._ended_elsewhere
 
     # -- rooms ------------------------------------------------------------------
@@ -149,6 +151,7 @@ class Signalling:
                 elif isinstance(effect, Ended):
                     persisted_end = store.rooms.end(room.id, reason=effect.reason, now=int(time.time()))
                 elif isinstance(effect, Audit):
+                    self._presence(room, effect)
                     if effect.event == "room.end" and not persisted_end:
                         continue  # ended through the API: audited there already
                     self._audit(room, effect)
@@ -177,6 +180,39 @@ class Signalling:
             self.hub.close_room(room.id)
         else:
             self._schedule(room)
+
+    def _presence(self, room: Room, effect: Audit) -> None:
+        """Experts and interpreters are busy on their desks while they sit in a consultation."""
+        if self.desks is None:
+            return
+        if effect.event == "room.end":
+            self.desks.room_ended(room.id)
+        elif effect.role in ("expert", "interpreter") and effect.identity:
+            if effect.event in ("seat.join", "seat.resume"):
+                self.desks.entered_room(effect.identity, room.id)
+            elif effect.event in ("seat.leave", "seat.timeout", "seat.remove"):
+                self.desks.left_room(effect.identity, room.id)
+
+    async def send_to_seat(self, room_id: str, seat_id: str, message: dict[str, Any]) -> None:
+        conn = self.hub.connection(room_id, seat_id)
+        if conn is not None:
+            await self._send(conn, proto.dumpb(message))
+
+    async def _call_message(self, room: Room, seat_id: str, msg: Any) -> None:
+        """``call``, ``call-cancel``, ``callback`` from a moderator: handed to the desks."""
+        seat = room.seat(seat_id)
+        if seat is None or not may(seat.role, Action.CALL_EXPERT) or seat.status.value != "admitted":
+            raise RoomError(proto.ErrorCode.FORBIDDEN, "Your role may not call experts.", status=403)
+        if self.desks is None:
+            raise RoomError("calls_unavailable", "Expert calls are not available on this server.")
+        if isinstance(msg, proto.Call):
+            await self.desks.call(room_id=room.id, room_title=room.title, seat=seat_id, identity=seat.identity,
+                                  name=seat.name, kind=msg.kind, target=msg.target)
+        elif isinstance(msg, proto.CallCancel):
+            await self.desks.cancel(msg.call, seat_id)
+        else:
+            await self.desks.callback(room_id=room.id, seat=seat_id, identity=seat.identity, name=seat.name,
+                                      call_id=msg.call)
 
     def _audit(self, room: Room, effect: Audit) -> None:
         """Who did it: the acting seat's identity, else the seat itself (join, leave), else who ended it."""
@@ -363,7 +399,7 @@ class Signalling:
         ref = None
         try:
             msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
-            ref = type(msg).__name__.lower()
+            ref = _REFS.get(type(msg)) or type(msg).__name__.lower()
             if isinstance(msg, proto.Signal):
                 room.route_signal(seat_id, msg.to)  # _relay took every valid signal: this one is refused
                 return
@@ -385,6 +421,9 @@ class Signalling:
                 outcome = room.end(seat_id, "moderator", now)
             elif isinstance(msg, proto.Leave):
                 outcome = room.leave(seat_id, now)
+            elif isinstance(msg, (proto.Call, proto.CallCancel, proto.Callback)):
+                await self._call_message(room, seat_id, msg)
+                return
             elif isinstance(msg, (proto.Join, proto.Resume)):
                 raise RoomError(proto.ErrorCode.ALREADY_JOINED, "This socket has already joined.")
             else:  # pragma: no cover - parse_client_message returns only the types above
@@ -396,6 +435,9 @@ class Signalling:
             await self._send(conn, proto.dumpb(proto.error(exc.code, exc.message, ref)))
             if exc.close is not None:
                 self._close(conn, exc.close, exc.code)
+            return
+        except RoomServerError as exc:  # a call refused by the switchboard
+            await self._send(conn, proto.dumpb(proto.error(exc.code, exc.message, ref)))
             return
         await self.execute(room, outcome)
         for reply in outcome.reply:

@@ -31,6 +31,7 @@ class Callback:
     kind: str
     target: str
     requested_by: str
+    caller_name: str
     created_at: int
     done_at: int | None
     done_by: str | None
@@ -80,13 +81,14 @@ class CallLog:
 
     # callbacks
     def add_callback(self, *, room_id: str, call_id: str | None, kind: str, target: str, requested_by: str,
-                     at: int) -> Callback:
-        callback = Callback("cb_" + secrets.token_urlsafe(9), room_id, call_id, kind, target, requested_by, at,
-                            None, None)
+                     caller_name: str, at: int) -> Callback:
+        callback = Callback("cb_" + secrets.token_urlsafe(9), room_id, call_id, kind, target, requested_by,
+                            caller_name, at, None, None)
         with transaction(self._conn):
             self._conn.execute(
-                "INSERT INTO callback_requests (id, room_id, call_id, kind, target, requested_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", (callback.id, room_id, call_id, kind, target, requested_by, at))
+                "INSERT INTO callback_requests (id, room_id, call_id, kind, target, requested_by, caller_name,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (callback.id, room_id, call_id, kind, target, requested_by, caller_name, at))
         return callback
 
     def open_callbacks(self, kind: str, target: str) -> list[Callback]:

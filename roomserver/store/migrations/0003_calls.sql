@@ -32,6 +32,7 @@ CREATE TABLE callback_requests (
     kind          TEXT NOT NULL,
     target        TEXT NOT NULL,
     requested_by  TEXT NOT NULL,
+    caller_name   TEXT NOT NULL DEFAULT '',  -- the counsellor's display name (staff, never a citizen)
     created_at    INTEGER NOT NULL,
     done_at       INTEGER,
     done_by       TEXT
