@@ -127,9 +127,13 @@ class Desks:
             elif isinstance(effect, Record):
                 if effect.event != "requested":  # persisted with the call's details in call()
                     store.calls.event(effect.call_id, effect.event, int(effect.at), effect.account)
-                room_id = store.calls.get(effect.call_id)
-                self._audit(f"call.{effect.event}", effect.account or "system",
-                            room_id.room_id if room_id else None, effect.call_id, None)
+                row = store.calls.get(effect.call_id)
+                room_id = row.room_id if row else None
+                self._audit(f"call.{effect.event}", effect.account or "system", room_id, effect.call_id, None)
+                data: dict[str, Any] = {"call": effect.call_id, "target_kind": row.kind if row else None}
+                if effect.event == "accepted" and row is not None:
+                    data["seconds_to_accept"] = max(0.0, effect.at - row.requested_at)
+                self.services.events.publish(f"call.{effect.event}", room_id, **data)
         self._schedule()
 
     async def _patch(self, effect: Patch, accepting: DeskConn | None) -> None:

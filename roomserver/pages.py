@@ -78,8 +78,10 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def static_cache_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith("/static/") and "v" in request.query:
-        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    """Versioned URLs are cached for good; the rest (modules imported by a module) revalidate every time."""
+    if request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = ("public, max-age=31536000, immutable" if "v" in request.query
+                                             else "no-cache")
 
 
 def setup_pages(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from .auth import Authenticator, LocalPasswordProvider
 from .config import Settings
 from .consultations import Consultations
+from .events import EventBus
 from .keys import KeySet
 from .store import Store
 from .tokens import TokenCodec
@@ -28,6 +29,7 @@ class Services:
     codec: TokenCodec
     auth: Authenticator
     consultations: Consultations
+    events: EventBus = field(default_factory=EventBus)
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> int:

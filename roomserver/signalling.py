@@ -36,7 +36,16 @@ from .turn import ice_servers, mint_credentials
 log = logging.getLogger("roomserver.signalling")
 
 _DROP = object()  # _relay: nothing to send
-_REFS = {proto.CallCancel: "call-cancel"}  # message classes whose type is not their lower-cased name
+_REFS = {proto.CallCancel: "call-cancel"}
+_EVENTS_OF_AUDIT = {
+    "seat.wait": ("participant.waiting",), "seat.join": ("participant.joined",),
+    "seat.resume": ("participant.resumed",), "seat.disconnect": ("participant.reconnecting",),
+    "seat.leave": ("participant.left",), "seat.timeout": ("participant.left",),
+    "seat.admit": ("participant.admitted", "participant.joined"),
+    "seat.deny": ("participant.denied", "participant.left"),
+    "seat.remove": ("participant.removed", "participant.left"),
+}
+_LEFT_REASON = {"seat.leave": "left", "seat.timeout": "timeout", "seat.deny": "denied", "seat.remove": "removed"}  # message classes whose type is not their lower-cased name
 
 class Conn:
     """One participant socket, and the seat it is bound to once joined."""
@@ -109,6 +118,7 @@ class Signalling:
         """The API, CLI-via-API or an operator ended the room: disconnect everyone now."""
         room = self.hub.room(room_id)
         if room is None or room.ended:
+            self.services.events.publish("room.ended", room_id, reason=reason)
             return
         try:
             outcome = room.end(None, reason if reason in ("operator", "api") else "api", time.time())
@@ -152,6 +162,7 @@ class Signalling:
                     persisted_end = store.rooms.end(room.id, reason=effect.reason, now=int(time.time()))
                 elif isinstance(effect, Audit):
                     self._presence(room, effect)
+                    self._publish(room, effect)
                     if effect.event == "room.end" and not persisted_end:
                         continue  # ended through the API: audited there already
                     self._audit(room, effect)
@@ -180,6 +191,20 @@ class Signalling:
             self.hub.close_room(room.id)
         else:
             self._schedule(room)
+
+    def _publish(self, room: Room, effect: Audit) -> None:
+        """Tell monitoring, metrics and webhooks (events.py) what the room core did."""
+        publish = self.services.events.publish
+        seat = {"seat": effect.seat, "role": effect.role}
+        if effect.event == "room.end":
+            publish("room.ended", room.id, reason=effect.detail.get("reason"))
+            return
+        kinds = _EVENTS_OF_AUDIT.get(effect.event, ())
+        for kind in kinds:
+            if kind == "participant.left":
+                publish(kind, room.id, reason=_LEFT_REASON[effect.event], **seat)
+            else:
+                publish(kind, room.id, **seat)
 
     def _presence(self, room: Room, effect: Audit) -> None:
         """Experts and interpreters are busy on their desks while they sit in a consultation."""
@@ -271,6 +296,7 @@ class Signalling:
                 await ws.close(code=1011, message=b"internal error")
         finally:
             await self._dropped(conn)
+            self.services.events.publish("socket.closed", conn.room_id, cause=_close_cause(ws, conn))
         return ws
 
     async def _serve(self, conn: Conn) -> None:
@@ -324,6 +350,8 @@ class Signalling:
                 self.persist(room, outcome)
         except (ProtocolError, RoomServerError) as exc:
             code = exc.code
+            if not isinstance(exc, ProtocolError):
+                self.services.events.publish("token.refused", None, code=code)
             ref = getattr(exc, "ref", None)
             close = getattr(exc, "close", None) or proto.fatal_close(code, ref or "join", joined=False) \
                 or CloseCode.PROTOCOL_VIOLATION
@@ -358,6 +386,7 @@ class Signalling:
         svc.store.tokens.spend(claims.jti, int(now))
         if row.state == "open":
             svc.store.rooms.mark_live(row.id)
+            svc.events.publish("room.started", row.id)
         return room, outcome
 
     def _resume(self, msg: proto.Resume) -> tuple[Room, Outcome]:
@@ -408,6 +437,8 @@ class Signalling:
                 outcome = room.set_state(seat_id, msg.fields(), now)
             elif isinstance(msg, proto.Stats):
                 outcome = room.report_stats(seat_id, msg.peers, now)
+                self.services.events.publish("participant.stats", room.id, seat=seat_id,
+                                             peers={k: v.as_dict() for k, v in msg.peers.items()})
             elif isinstance(msg, proto.Ping):
                 await self._send(conn, proto.dumpb(proto.pong(msg.id)))
                 return
@@ -455,6 +486,18 @@ class Signalling:
             return
         outcome = room.disconnected(conn.seat_id, time.time(), conn.number)
         await self.execute(room, outcome)
+
+
+def _close_cause(ws: web.WebSocketResponse, conn: Conn) -> str:
+    """Why a socket closed, as a metric label: never joined, left, a documented close code, or lost."""
+    code = ws.close_code
+    if conn.seat_id is None:
+        return "not_joined" if code in (None, 1000, 1001, 1006) else str(code)
+    if code == 1000:
+        return "normal"
+    if code in (None, 1006):
+        return "lost"
+    return str(code)
 
 
 SIGNALLING_KEY: web.AppKey[Signalling] = web.AppKey("signalling", Signalling)
