@@ -52,6 +52,7 @@ def banner(settings: Settings, first: FirstStart, port: int) -> str:
     url = settings.server.public_url.rstrip("/") if settings.server.public_url else \
         settings.base_url.rsplit(":", 1)[0] + f":{port}"
     lines = [f"Raumserver läuft / room server running: {url}/",
+             f"  Anmelden / sign in: {url}/signin",
              f"  health: {url}/healthz   API: {url}/api/v1/openapi.json"]
     if first.api_key:
         lines.append(f"  API key (saved in {first.api_key_path}, shown only now): {first.api_key}")
