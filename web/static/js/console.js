@@ -5,6 +5,7 @@
 import { initI18n, t } from "./i18n.js";
 import { request, errorText } from "./staffapi.js";
 import { mountInvitePanel } from "./invite.js";
+import { el } from "./dom.js";
 
 const JOIN_KEY = "roomserver.join";
 const REFRESH_MS = 30000;
@@ -16,17 +17,6 @@ let pendingEnd = null;
 let invitePanel = null;
 let lastTrigger = null;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === "text") node.textContent = value;
-    else if (value === true) node.setAttribute(name, "");
-    else node.setAttribute(name, String(value));
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 function say(id, text, kind = "") {
   const node = $(id);

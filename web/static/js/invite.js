@@ -11,21 +11,11 @@
 
 import { initI18n, t } from "./i18n.js";
 import { request, errorText } from "./staffapi.js";
+import { el } from "./dom.js";
 
 const ROLES = ["citizen", "interpreter", "expert"];
 let counter = 0;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === "text") node.textContent = value;
-    else if (value === true) node.setAttribute(name, "");
-    else node.setAttribute(name, String(value));
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 function ensureStyles() {
   if (document.querySelector('link[rel="stylesheet"][href*="css/invite.css"]')) return;
