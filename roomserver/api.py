@@ -296,6 +296,163 @@ async def revoke_invite(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# direct links -----------------------------------------------------------------
+
+DIRECT_LIFETIME = 3600
+
+
+async def create_direct_invite(request: web.Request) -> web.Response:
+    """A single-use link into the room for one named expert or interpreter, also pushed to their desk."""
+    from .desk import DESKS_KEY  # the desk edge imports this module (through pageauth)
+
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.INVITE_DIRECT)
+    body = await read_json(request, "DirectInviteCreate")
+    room = _owned_room(request, principal, svc.consultations)
+    account = svc.store.directory.account(body["account_id"])
+    if account is None:
+        raise RoomServerError("unknown_account", "There is no such staff account.", 422)
+    if account.role not in ("expert", "interpreter"):
+        raise RoomServerError("not_an_expert", "Direct links go to experts and interpreters only.", 422)
+    if account.disabled:
+        raise RoomServerError("account_disabled", "This account is disabled.", 409)
+    now = svc.now()
+    lifetime = _opt_int(body.get("lifetime_seconds")) or DIRECT_LIFETIME
+    invite = svc.consultations.invite(principal, room.id, role=Role(account.role), name=account.display_name[:64],
+                                      lifetime=lifetime, single_use=True, now=now, identity=account.id,
+                                      dept=account.department_id, label=f"direct: {account.display_name[:48]}")
+    path = f"/room/{room.id}#{invite.token}"
+    pushed = await request.app[DESKS_KEY].push_direct(account.id, {
+        "type": "direct-invite", "room_title": room.title, "caller_name": principal.display_name, "url": path,
+        "expires_at": invite.expires_at})
+    svc.store.audit.append(at=now, actor=principal.audit_actor, actor_role=principal.role,
+                           action="invite.direct_sent", room_id=room.id, subject=invite.jti,
+                           detail={"account": account.id, "pushed": pushed})
+    return web.json_response({"jti": invite.jti, "room_id": room.id, "account_id": account.id,
+                              "join_url": f"{svc.settings.base_url}{path}", "expires_at": iso(invite.expires_at),
+                              "pushed": pushed}, status=201)
+
+
+# directory ------------------------------------------------------------------
+
+def department_json(dept: Any) -> dict[str, Any]:
+    return {"id": dept.id, "name": dept.name, "kind": dept.kind}
+
+
+def account_json(svc: Services, account: Any) -> dict[str, Any]:
+    """An account as the API shows it: never the password hash, the lock-out counters or the sessions."""
+    return {"id": account.id, "username": account.username, "display_name": account.display_name,
+            "role": account.role, "department": account.department_id,
+            "languages": sorted(svc.store.directory.languages(account.id)), "disabled": account.disabled}
+
+
+def _printable(value: str, field: str, limit: int) -> str:
+    value = value.strip()
+    if not value or len(value) > limit or not value.isprintable():
+        raise RoomServerError("invalid_request", f"Invalid value for {field}: 1 to {limit} printable characters.",
+                              422)
+    return value
+
+
+def _check_assignment(svc: Services, role: str, department: str | None, languages: list[str] | None) -> None:
+    """The rules JSON Schema cannot state: experts belong to an existing department, only interpreters have
+    languages."""
+    if department is not None and svc.store.directory.department(department) is None:
+        raise RoomServerError("unknown_department", "There is no such department.", 422)
+    if role == "expert" and department is None:
+        raise RoomServerError("department_required", "An expert must belong to a department.", 422)
+    if languages and role != "interpreter":
+        raise RoomServerError("languages_for_interpreters", "Only interpreters have languages.", 422)
+
+
+async def list_departments(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    require(authenticate(request), ApiAction.DIRECTORY_READ)
+    return web.json_response({"departments": [department_json(d) for d in svc.store.directory.departments()]})
+
+
+async def create_department(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.DIRECTORY_MANAGE)
+    body = await read_json(request, "DepartmentCreate")
+    name = _printable(body["name"], "name", 100)
+    if svc.store.directory.department(body["id"]) is not None:
+        raise RoomServerError("department_exists", "A department with this id exists already.", 409)
+    now = svc.now()
+    dept = svc.store.directory.add_department(body["id"], name, body["kind"], now)
+    svc.store.audit.append(at=now, actor=principal.audit_actor, actor_role=principal.role,
+                           action="directory.department_created", subject=dept.id, detail={"kind": dept.kind})
+    return web.json_response(department_json(dept), status=201)
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    svc = services_of(request.app)
+    require(authenticate(request), ApiAction.DIRECTORY_MANAGE)
+    return web.json_response({"accounts": [account_json(svc, a) for a in svc.store.directory.accounts()]})
+
+
+async def create_account(request: web.Request) -> web.Response:
+    from .auth import generate_password, hash_password
+
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.DIRECTORY_MANAGE)
+    body = await read_json(request, "AccountCreate")
+    display_name = _printable(body["display_name"], "display_name", 64)
+    role, department, languages = body["role"], body.get("department"), body.get("languages")
+    _check_assignment(svc, role, department, languages)
+    if svc.store.directory.by_username(body["username"]) is not None:
+        raise RoomServerError("username_taken", "This username is taken.", 409)
+    password = generate_password()
+    now = svc.now()
+    account = svc.store.directory.add_account(username=body["username"], display_name=display_name, role=role,
+                                              department_id=department, password_hash=hash_password(password),
+                                              now=now)
+    if languages:
+        svc.store.directory.set_languages(account.id, set(languages))
+    svc.store.audit.append(at=now, actor=principal.audit_actor, actor_role=principal.role,
+                           action="directory.account_created", subject=account.id,
+                           detail={"role": role, "department": department, "languages": sorted(languages or [])})
+    return web.json_response({"account": account_json(svc, account), "password": password}, status=201,
+                             headers={"Location": f"/api/v1/accounts/{account.id}"})
+
+
+async def update_account(request: web.Request) -> web.Response:
+    from .desk import DESKS_KEY  # the desk edge imports this module (through pageauth)
+
+    svc = services_of(request.app)
+    principal = authenticate(request)
+    require(principal, ApiAction.DIRECTORY_MANAGE)
+    body = await read_json(request, "AccountUpdate")
+    account_id = request.match_info["account_id"]
+    account = svc.store.directory.account(account_id)
+    if account is None:
+        raise RoomServerError("not_found", "The account was not found.", 404)
+    display_name = _printable(body["display_name"], "display_name", 64) if "display_name" in body else None
+    department = body["department"] if "department" in body else account.department_id
+    languages = body.get("languages")
+    _check_assignment(svc, account.role, department, languages)
+    disabled = body.get("disabled")
+    if disabled and account.id == principal.id:
+        raise RoomServerError("cannot_disable_self", "You cannot disable your own account.", 409)
+    updated = svc.store.directory.update_account(account.id, display_name=display_name, department_id=department,
+                                                 set_department="department" in body, disabled=disabled)
+    assert updated is not None
+    if languages is not None:
+        svc.store.directory.set_languages(account.id, set(languages))
+    if disabled and not account.disabled:
+        svc.store.sessions.delete_for_account(account.id)  # signed out everywhere, desks included
+        for conn in list(request.app[DESKS_KEY].sockets.get(account.id, ())):
+            await conn.ws.close()
+    changed = sorted(body)
+    svc.store.audit.append(at=svc.now(), actor=principal.audit_actor, actor_role=principal.role,
+                           action="directory.account_updated", subject=account.id,
+                           detail={"fields": changed, **({"disabled": disabled} if disabled is not None else {})})
+    return web.json_response(account_json(svc, updated))
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
@@ -311,3 +468,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/rooms/{room_id}/invites", list_invites)
     r.add_post("/api/v1/rooms/{room_id}/invites", create_invite)
     r.add_delete("/api/v1/rooms/{room_id}/invites/{jti}", revoke_invite)
+    r.add_post("/api/v1/rooms/{room_id}/direct-invites", create_direct_invite)
+    r.add_get("/api/v1/departments", list_departments)
+    r.add_post("/api/v1/departments", create_department)
+    r.add_get("/api/v1/accounts", list_accounts)
+    r.add_post("/api/v1/accounts", create_account)
+    r.add_patch("/api/v1/accounts/{account_id}", update_account)

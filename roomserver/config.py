@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -128,6 +129,34 @@ class DemoSettings:
 
 
 @dataclass
+class MetricsSettings:
+    allow_from: list[str] = _opt(["127.0.0.1/32", "::1/128"], "Networks (CIDR) that may read /metrics without "
+                                 "a token.")
+    token_file: str = _opt("", "File holding a bearer token that opens /metrics from anywhere; or set "
+                           "ROOMSERVER_METRICS_TOKEN.")
+
+
+@dataclass
+class WebhookSettings:
+    urls: list[str] = _opt([], "Endpoints (http/https URLs) that receive signed room and call events.")
+    secret_file: str = _opt("", "File holding the HMAC-SHA256 signing secret of webhooks; or set "
+                            "ROOMSERVER_WEBHOOKS_SECRET.")
+    queue_size: int = _opt(1000, "Undelivered webhook events kept in memory; when full the oldest is dropped.",
+                           min=1, max=1_000_000)
+    timeout_seconds: float = _opt(5.0, "Timeout of one webhook delivery attempt.", min=0.1, max=120)
+    max_attempts: int = _opt(8, "Delivery attempts per event and endpoint before it is given up.",
+                             min=1, max=100)
+    backoff_seconds: float = _opt(1.0, "First retry delay; doubles on every failure.", min=0.01, max=600)
+    max_backoff_seconds: float = _opt(60.0, "Longest retry delay.", min=0.01, max=3600)
+
+
+@dataclass
+class AuditSettings:
+    retention_days: int = _opt(90, "Audit events older than this many days are deleted (daily and at start).",
+                               min=1, max=36500)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -138,10 +167,15 @@ class Settings:
     ice: IceSettings = field(default_factory=IceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     source: str = "built-in defaults"
     # Secrets read from the environment or files; never from the TOML itself.
     turn_secret: bytes | None = field(default=None, repr=False)
     api_keys: dict[str, str] | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
+    webhooks_secret: bytes | None = field(default=None, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -175,6 +209,8 @@ SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fiel
 SECRET_ENV = {
     "turn_secret": f"{ENV_PREFIX}ICE_TURN_SECRET",
     "api_keys": f"{ENV_PREFIX}AUTH_API_KEYS",
+    "metrics_token": f"{ENV_PREFIX}METRICS_TOKEN",
+    "webhooks_secret": f"{ENV_PREFIX}WEBHOOKS_SECRET",
 }
 
 
@@ -307,6 +343,20 @@ def _load_secrets(settings: Settings, env: Mapping[str, str]) -> None:
     elif settings.auth.api_keys_file:
         text = _read_secret_file("auth", "api_keys_file", settings.auth.api_keys_file)
         settings.api_keys = parse_api_keys(text, f"[auth] api_keys_file {settings.auth.api_keys_file}")
+    token_env = env.get(SECRET_ENV["metrics_token"])
+    if token_env:
+        settings.metrics_token = token_env.strip()
+    elif settings.metrics.token_file:
+        settings.metrics_token = _read_secret_file("metrics", "token_file", settings.metrics.token_file)
+    hook_env = env.get(SECRET_ENV["webhooks_secret"])
+    if hook_env:
+        settings.webhooks_secret = hook_env.encode()
+    elif settings.webhooks.secret_file:
+        settings.webhooks_secret = _read_secret_file("webhooks", "secret_file",
+                                                     settings.webhooks.secret_file).encode()
+    if settings.webhooks.urls and not settings.webhooks_secret:
+        raise ConfigError("config: [webhooks] urls is set but no signing secret: set secret_file "
+                          f"or {SECRET_ENV['webhooks_secret']}")
 
 
 def _read_secret_file(section: str, key: str, path: str) -> str:
@@ -374,6 +424,15 @@ def _validate_together(settings: Settings) -> None:
             if scheme not in allowed:
                 raise ConfigError(f"config: [ice] {name} entry {_describe(item)} must start with "
                                   f"{' or '.join(a + ':' for a in allowed)}")
+    for item in settings.metrics.allow_from:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"config: [metrics] allow_from entry {_describe(item)} is not a network "
+                              "like 10.0.0.0/8") from None
+    for item in settings.webhooks.urls:
+        if not (item.startswith("http://") or item.startswith("https://")):
+            raise ConfigError(f"config: [webhooks] urls entry {_describe(item)} must start with http:// or https://")
 
 
 def documented_keys() -> dict[str, dict[str, tuple[Any, str]]]:

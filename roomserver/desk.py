@@ -97,6 +97,13 @@ class Desks:
         await self._push_callbacks(row.kind, row.target)
         return {"id": callback.id, "call": call_id}
 
+    async def push_direct(self, account: str, message: dict[str, Any]) -> int:
+        """Send ``message`` (a ``direct-invite``) to every open desk socket of ``account``; how many got it."""
+        conns = [conn for conn in self.sockets.get(account, ()) if not conn.ws.closed]
+        for conn in conns:
+            await self._send(conn, message)
+        return len(conns)
+
     def entered_room(self, identity: str, room_id: str) -> None:
         self._spawn(self.execute(self.board.entered_room(identity, room_id)))
 

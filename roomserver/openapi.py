@@ -21,6 +21,14 @@ TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
 ROOM_ID = {"name": "room_id", "in": "path", "required": True,
            "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+ACCOUNT_ID = {"name": "account_id", "in": "path", "required": True,
+              "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+DEPT_SLUG = {"type": "string", "minLength": 2, "maxLength": 48, "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$",
+             "description": "A slug: lower-case letters, digits and single hyphens."}
+LANGUAGES = {"type": "array", "maxItems": 20, "uniqueItems": True,
+             "items": {"type": "string", "minLength": 2, "maxLength": 16, "pattern": "^[a-z]{2,3}(-[a-z0-9]{2,8})*$"},
+             "description": "Interpreters only: language codes they interpret (ISO 639, 'dgs' for German "
+                            "Sign Language)."}
 JTI = {"name": "jti", "in": "path", "required": True,
        "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
 
@@ -113,6 +121,91 @@ SCHEMAS: dict[str, Any] = {
     "InviteList": {"type": "object", "required": ["invites"],
                    "properties": {"invites": {"type": "array",
                                               "items": {"$ref": "#/components/schemas/InviteInfo"}}}},
+    "Department": {
+        "type": "object", "required": ["id", "name", "kind"],
+        "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                       "kind": {"type": "string", "enum": ["agency", "county"]}},
+    },
+    "DepartmentCreate": {
+        "type": "object", "additionalProperties": False, "required": ["id", "name", "kind"],
+        "properties": {"id": DEPT_SLUG, "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                       "kind": {"type": "string", "enum": ["agency", "county"]}},
+    },
+    "DepartmentList": {"type": "object", "required": ["departments"],
+                       "properties": {"departments": {"type": "array",
+                                                      "items": {"$ref": "#/components/schemas/Department"}}}},
+    "Account": {
+        "type": "object", "required": ["id", "username", "display_name", "role", "department", "languages",
+                                       "disabled"],
+        "properties": {
+            "id": {"type": "string"}, "username": {"type": "string"}, "display_name": {"type": "string"},
+            "role": {"type": "string", "enum": ["counsellor", "expert", "interpreter", "operator", "admin"]},
+            "department": {"type": ["string", "null"]},
+            "languages": {"type": "array", "items": {"type": "string"}},
+            "disabled": {"type": "boolean"},
+        },
+    },
+    "AccountList": {"type": "object", "required": ["accounts"],
+                    "properties": {"accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}},
+    "AccountCreate": {
+        "type": "object", "additionalProperties": False, "required": ["username", "display_name", "role"],
+        "properties": {
+            "username": {"type": "string", "minLength": 2, "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+            "display_name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "role": {"type": "string", "enum": ["counsellor", "expert", "interpreter", "operator", "admin"]},
+            "department": {"oneOf": [DEPT_SLUG, {"type": "null"}],
+                           "description": "Required for experts: the department whose calls they answer."},
+            "languages": LANGUAGES,
+        },
+    },
+    "AccountCreated": {
+        "type": "object", "required": ["account", "password"],
+        "properties": {"account": {"$ref": "#/components/schemas/Account"},
+                       "password": {"type": "string", "description": "The one-time password: shown once, "
+                                                                     "stored only as an argon2 hash."}},
+    },
+    "AccountUpdate": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {
+            "display_name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "department": {"oneOf": [DEPT_SLUG, {"type": "null"}]},
+            "languages": LANGUAGES,
+            "disabled": {"type": "boolean", "description": "A disabled account cannot sign in; its sessions end."},
+        },
+    },
+    "AuditEvent": {
+        "type": "object", "required": ["id", "at", "actor", "actor_role", "action", "room_id", "subject", "detail"],
+        "properties": {
+            "id": {"type": "integer"}, "at": TIMESTAMP, "actor": {"type": "string"},
+            "actor_role": {"type": ["string", "null"]}, "action": {"type": "string"},
+            "room_id": {"type": ["string", "null"]}, "subject": {"type": ["string", "null"]},
+            "detail": {"type": "object"},
+        },
+    },
+    "AuditExport": {
+        "type": "object", "required": ["events", "truncated"],
+        "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}},
+                       "truncated": {"type": "boolean"}},
+    },
+    "DirectInviteCreate": {
+        "type": "object", "additionalProperties": False, "required": ["account_id"],
+        "properties": {
+            "account_id": {"type": "string", "minLength": 1, "maxLength": 64,
+                           "description": "The expert's or interpreter's account."},
+            "lifetime_seconds": {"type": "integer", "minimum": 60, "maximum": 86400, "default": 3600},
+        },
+    },
+    "DirectInvite": {
+        "type": "object", "required": ["jti", "room_id", "account_id", "join_url", "expires_at", "pushed"],
+        "properties": {
+            "jti": {"type": "string"}, "room_id": {"type": "string"}, "account_id": {"type": "string"},
+            "join_url": {"type": "string", "description": "The room page with the single-use token in the "
+                                                          "fragment."},
+            "expires_at": TIMESTAMP,
+            "pushed": {"type": "integer", "minimum": 0,
+                       "description": "How many open desk sockets of the expert were sent the link."},
+        },
+    },
 }
 
 
@@ -210,10 +303,67 @@ PATHS: dict[str, Any] = {
                                                                    "jti": "$response.body#/jti"}}}},
                                **_errors(*_AUTHED, 404, 409, *_BODY)}},
     },
+    "/api/v1/rooms/{room_id}/direct-invites": {"post": {
+        "operationId": "createDirectInvite",
+        "summary": "Send a named expert or interpreter a single-use direct link into the room (also pushed to "
+                   "their open desk).",
+        "parameters": [ROOM_ID],
+        "requestBody": {"required": True, "content": _json("DirectInviteCreate")},
+        "responses": {"201": {"description": "Sent", "content": _json("DirectInvite")},
+                      **_errors(*_AUTHED, 404, 409, *_BODY)},
+    }},
+    "/api/v1/departments": {
+        "get": {"operationId": "listDepartments", "summary": "The departments (any staff member).",
+                "responses": {"200": {"description": "Departments", "content": _json("DepartmentList")},
+                              **_errors(*_AUTHED)}},
+        "post": {"operationId": "createDepartment", "summary": "Add a department (admin).",
+                 "requestBody": {"required": True, "content": _json("DepartmentCreate")},
+                 "responses": {"201": {"description": "Created", "content": _json("Department")},
+                               **_errors(*_AUTHED, 409, *_BODY)}},
+    },
+    "/api/v1/accounts": {
+        "get": {"operationId": "listAccounts", "summary": "Staff accounts (admin); never password hashes.",
+                "responses": {"200": {"description": "Accounts", "content": _json("AccountList")},
+                              **_errors(*_AUTHED)}},
+        "post": {"operationId": "createAccount", "summary": "Add a staff account with a generated one-time "
+                                                            "password (admin).",
+                 "requestBody": {"required": True, "content": _json("AccountCreate")},
+                 "responses": {"201": {"description": "Created", "content": _json("AccountCreated"),
+                                       "links": {"UpdateAccount": {
+                                           "operationId": "updateAccount",
+                                           "parameters": {"account_id": "$response.body#/account/id"}}}},
+                               **_errors(*_AUTHED, 409, *_BODY)}},
+    },
+    "/api/v1/accounts/{account_id}": {"patch": {
+        "operationId": "updateAccount", "summary": "Change an account's name, department, languages or "
+                                                   "disable it (admin).",
+        "parameters": [ACCOUNT_ID],
+        "requestBody": {"required": True, "content": _json("AccountUpdate")},
+        "responses": {"200": {"description": "Updated", "content": _json("Account")},
+                      **_errors(*_AUTHED, 404, 409, *_BODY)},
+    }},
     "/api/v1/rooms/{room_id}/invites/{jti}": {"delete": {
         "operationId": "revokeInvite", "summary": "Withdraw an invite; the token stops working.",
         "parameters": [ROOM_ID, JTI],
         "responses": {"204": {"description": "Withdrawn"}, **_errors(*_AUTHED, 404, 409)},
+    }},
+    "/api/v1/audit": {"get": {
+        "operationId": "exportAudit", "summary": "Export the audit log of a period (admins and the system API key).",
+        "description": "Events with since <= at < until, oldest first: who (account id, role), when, what, which "
+                       "room and seat; never names or content. At most `limit` events; `truncated` (JSON) or the "
+                       "header X-Truncated (CSV) says more were left out.",
+        "parameters": [
+            {"name": "since", "in": "query", "required": False, "schema": TIMESTAMP},
+            {"name": "until", "in": "query", "required": False, "schema": TIMESTAMP},
+            {"name": "format", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 10000}},
+        ],
+        "responses": {"200": {"description": "The events",
+                              "content": {**_json("AuditExport"),
+                                          "text/csv": {"schema": {"type": "string"}}}},
+                      **_errors(*_AUTHED, 422)},
     }},
 }
 

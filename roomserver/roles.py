@@ -50,6 +50,9 @@ class ApiAction(str, Enum):
     INVITE_ISSUE = "invite.issue"
     INVITE_REVOKE = "invite.revoke"
     INVITE_READ = "invite.read"
+    INVITE_DIRECT = "invite.direct"  # send a named expert a direct link into a room
+    DIRECTORY_READ = "directory.read"  # the departments (and interpreter languages) to call
+    DIRECTORY_MANAGE = "directory.manage"  # departments and staff accounts
 
 
 _EVERYONE = frozenset({Action.TALK, Action.LEAVE})
@@ -74,10 +77,10 @@ ROOM_PERMISSIONS: dict[Role, frozenset[Action]] = {
 API_PERMISSIONS: dict[str, frozenset[ApiAction]] = {
     "system": frozenset(ApiAction),
     StaffRole.ADMIN.value: frozenset(ApiAction),
-    StaffRole.COUNSELLOR.value: frozenset(ApiAction),
-    StaffRole.OPERATOR.value: frozenset({ApiAction.ROOM_READ, ApiAction.ROOM_END}),
-    StaffRole.EXPERT.value: frozenset(),
-    StaffRole.INTERPRETER.value: frozenset(),
+    StaffRole.COUNSELLOR.value: frozenset(ApiAction) - {ApiAction.DIRECTORY_MANAGE},
+    StaffRole.OPERATOR.value: frozenset({ApiAction.ROOM_READ, ApiAction.ROOM_END, ApiAction.DIRECTORY_READ}),
+    StaffRole.EXPERT.value: frozenset({ApiAction.DIRECTORY_READ}),
+    StaffRole.INTERPRETER.value: frozenset({ApiAction.DIRECTORY_READ}),
 }
 
 # Roles that wait in the waiting room (when the room has one) before they are

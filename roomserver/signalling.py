@@ -126,6 +126,33 @@ class Signalling:
             return
         self._spawn(self.execute(room, outcome))
 
+    async def operator_end(self, room_id: str) -> bool:
+        """An operator ends a live room: everyone is disconnected, every token of it stops working.
+
+        False if the room is not live on this server (or already ended).
+        """
+        room = self.hub.room(room_id)
+        if room is None or room.ended:
+            return False
+        try:
+            outcome = room.end(None, "operator", time.time())
+        except RoomError:
+            return False
+        await self.execute(room, outcome)
+        return True
+
+    async def operator_remove(self, room_id: str, seat_id: str) -> bool:
+        """An operator removes one participant (waiting or in the call); False if there is no such seat."""
+        room = self.hub.room(room_id)
+        if room is None or room.ended or room.seat(seat_id) is None:
+            return False
+        try:
+            outcome = room.remove(None, seat_id, time.time())
+        except RoomError:
+            return False
+        await self.execute(room, outcome)
+        return True
+
     async def sweep(self, interval: float = 5.0) -> None:
         """End live rooms that another process (``roomserver end-room``) ended in the store."""
         while True:
@@ -256,6 +283,19 @@ class Signalling:
             at=int(effect.at), actor=actor, actor_role=actor_role, action=effect.event, room_id=room.id,
             subject=effect.identity, detail=detail or None)
 
+    def _audit_refusal(self, exc: RoomServerError) -> None:
+        """A join with a genuine token (signature checked) that was refused: who, which room, why.
+
+        Tokens that do not even decode (garbage, expired, foreign key) are only counted
+        (metrics): anyone can send those, and they name nobody.
+        """
+        claims = getattr(exc, "claims", None)
+        if claims is None:
+            return
+        self.services.store.audit.append(
+            at=int(time.time()), actor=claims.sub, actor_role=claims.role.value, action="seat.refused",
+            room_id=claims.room, subject=claims.sub, detail={"code": exc.code, "jti": claims.jti})
+
     async def _send(self, conn: Conn, frame: bytes) -> None:
         if conn.ws.closed:
             return
@@ -352,6 +392,7 @@ class Signalling:
             code = exc.code
             if not isinstance(exc, ProtocolError):
                 self.services.events.publish("token.refused", None, code=code)
+                self._audit_refusal(exc)
             ref = getattr(exc, "ref", None)
             close = getattr(exc, "close", None) or proto.fatal_close(code, ref or "join", joined=False) \
                 or CloseCode.PROTOCOL_VIOLATION
@@ -372,17 +413,21 @@ class Signalling:
         svc = self.services
         now = time.time()
         claims = svc.codec.decode(msg.token, now)
-        row = svc.store.rooms.get(claims.room)
-        record = svc.store.tokens.get(claims.jti)
-        check_admission(claims, room_id=msg.room, record=record, room_state=row.state if row else None)
-        assert row is not None and record is not None
-        room = self._open(row)
-        name = msg.name if (msg.name and claims.role is Role.CITIZEN) else claims.name
         try:
-            name = proto.clean_name(name)
-        except ValueError:
-            name = claims.role.value
-        outcome = room.join(identity=claims.sub, role=claims.role, name=name, jti=claims.jti, now=now)
+            row = svc.store.rooms.get(claims.room)
+            record = svc.store.tokens.get(claims.jti)
+            check_admission(claims, room_id=msg.room, record=record, room_state=row.state if row else None)
+            assert row is not None and record is not None
+            room = self._open(row)
+            name = msg.name if (msg.name and claims.role is Role.CITIZEN) else claims.name
+            try:
+                name = proto.clean_name(name)
+            except ValueError:
+                name = claims.role.value
+            outcome = room.join(identity=claims.sub, role=claims.role, name=name, jti=claims.jti, now=now)
+        except RoomServerError as exc:
+            exc.claims = claims  # type: ignore[attr-defined] # who was refused, for the audit log
+            raise
         svc.store.tokens.spend(claims.jti, int(now))
         if row.state == "open":
             svc.store.rooms.mark_live(row.id)

@@ -6,7 +6,9 @@ server is a real aiohttp server on 127.0.0.1 and clients talk HTTP to it.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -94,3 +96,61 @@ def artifacts() -> Path:
     """Where a test run leaves screenshots and other artifacts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# --- the whole run's server logs must carry no token, name or address -------------------
+
+# Names the tests give participants and staff; none may appear in a server log line.
+LOGGED_NAMES = ("Ayşe", "Frau Weber", "Herr Kaya", "Olena", "Erik Experte", "Expertin")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_SERVER_LOGGERS = ("roomserver", "aiohttp")
+_CLIENT_LOGGERS = ("roomserver.participant",)  # the Python participant is a client, not the server
+
+
+class _RunLog(logging.Handler):
+    """Keeps every INFO-or-higher line the server side logs during the whole test run."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = record.name
+        if name.startswith(_CLIENT_LOGGERS) or not name.startswith(_SERVER_LOGGERS):
+            return
+        try:
+            self.lines.append(f"{name}: {record.getMessage()}")
+        except Exception:  # noqa: BLE001 - a badly formatted record is still no leak
+            pass
+
+
+_run_log = _RunLog()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    logging.getLogger().addHandler(_run_log)
+    for name in _SERVER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def leaks(lines: list[str]) -> list[str]:
+    """Log lines that carry a token, an IPv4 address or a test participant's name."""
+    return [line for line in lines
+            if _JWT.search(line) or _IPV4.search(line) or any(name in line for name in LOGGED_NAMES)]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_run_log)
+    found = leaks(_run_log.lines)
+    (ARTIFACTS / "server-log-scan.txt").parent.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "server-log-scan.txt").write_text(
+        f"{len(_run_log.lines)} server log lines at INFO or above scanned; {len(found)} leaks\n"
+        + "\n".join(found[:50]) + "\n", encoding="utf-8")
+    if found:
+        print(f"\nLOG SCAN FAILED: {len(found)} server log lines carry a token, address or name:")
+        for line in found[:20]:
+            print("  " + line[:300])
+        session.exitstatus = 1
+    else:
+        print(f"\nlog scan: {len(_run_log.lines)} server log lines, no token, address or name")

@@ -225,6 +225,15 @@ async def _seed(http: aiohttp.ClientSession, services: Services, api_headers: di
         "revokeInvite": [{"path_parameters": invite} for invite in invites],
         "signIn": [{"body": {"username": FUZZ_USER, "password": FUZZ_PASSWORD}}],
     }
+    services.store.directory.add_department("fuzz-office", "Fuzz Office", "county", services.now())
+    expert = services.store.directory.add_account(username="fuzz-expert", display_name="Fuzz Expert", role="expert",
+                                                  department_id="fuzz-office", password_hash=None,
+                                                  now=services.now())
+    fixed["updateAccount"] = [{"path_parameters": {"account_id": expert.id}, "body": {"display_name": "Fuzz"}}]
+    fixed["createDirectInvite"] = [{"path_parameters": {"room_id": r}, "body": {"account_id": expert.id}}
+                                   for r in rooms[:2]]
+    fixed["createAccount"] = [{"body": {"username": "fuzz-new", "display_name": "Neu", "role": "interpreter",
+                                        "languages": ["dgs"]}}]
     services.store.directory.add_account(username=FUZZ_USER, display_name="Fuzz Counsellor", role="counsellor",
                                          department_id=None, password_hash=hash_password(FUZZ_PASSWORD),
                                          now=services.now())

@@ -72,8 +72,8 @@ async def test_session_cookie_is_secure_when_configured(server_factory):
         assert session["secure"] and session["httponly"] and session["samesite"] == "Strict"
 
 
-@pytest.mark.parametrize("role, landing", [("counsellor", "/console"), ("admin", "/console"), ("expert", "/home"),
-                                           ("interpreter", "/home"), ("operator", "/home")])
+@pytest.mark.parametrize("role, landing", [("counsellor", "/console"), ("admin", "/console"), ("expert", "/desk"),
+                                           ("interpreter", "/desk"), ("operator", "/operator")])
 async def test_redirect_by_role(server, services, role, landing):
     add_staff(services, f"user-{role}", role, display_name=f"Person {role}")
     async with client(server) as http:

@@ -122,3 +122,22 @@ class Directory:
         with transaction(self._conn):
             self._conn.execute("UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = ?",
                                (account_id,))
+
+    def update_account(self, account_id: str, *, display_name: str | None = None,
+                       department_id: str | None = None, set_department: bool = False,
+                       disabled: bool | None = None) -> Account | None:
+        """Change the given fields of an account (``set_department`` also allows clearing it); the account."""
+        sets, args = [], []
+        if display_name is not None:
+            sets.append("display_name = ?")
+            args.append(display_name)
+        if set_department:
+            sets.append("department_id = ?")
+            args.append(department_id)
+        if disabled is not None:
+            sets.append("disabled = ?")
+            args.append(1 if disabled else 0)
+        if sets:
+            with transaction(self._conn):
+                self._conn.execute(f"UPDATE accounts SET {', '.join(sets)} WHERE id = ?", (*args, account_id))
+        return self.account(account_id)

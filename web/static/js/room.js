@@ -20,7 +20,8 @@
 //     one starts a new join (the stored secret belonged to someone else's link).
 //   * Staff pages may carry <meta name="csrf-token">; in the counsellor's view the module
 //     ./invite.js (mountInvitePanel(container, roomId)) is imported dynamically and
-//     mounted into the side panel when it exists.
+//     mounted into the side panel when it exists; likewise ./callpanel.js
+//     (mountCallPanel(container, signallingClient)), which hides itself without a session.
 //
 // DEBUG HANDLE: window.roomserverDebug (read-only views of this page's own objects, for
 // the Chromium tests and for support: state, seat id, connections, received-video
@@ -242,6 +243,17 @@ async function main() {
         if (typeof mod.mountInvitePanel === "function") view.mountInvite((container) => mod.mountInvitePanel(container, roomId));
       })
       .catch(() => { /* no invite panel on this installation */ });
+    // The call panel (callpanel.js) talks through this page's signalling client (send + "message" events).
+    import("./callpanel.js")
+      .then((mod) => {
+        const box = document.createElement("div");
+        box.id = "call-panel";
+        box.hidden = true;
+        document.getElementById("invite-panel")?.before(box);
+        if (box.isConnected) return mod.mountCallPanel(box, signalling);
+        return null;
+      })
+      .catch(() => { /* no call panel on this installation */ });
   }
 
   // -- own media state ----------------------------------------------------------------
