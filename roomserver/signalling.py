@@ -50,14 +50,17 @@ _LEFT_REASON = {"seat.leave": "left", "seat.timeout": "timeout", "seat.deny": "d
 class Conn:
     """One participant socket, and the seat it is bound to once joined."""
 
-    __slots__ = ("ws", "number", "room_id", "seat_id", "bucket")
+    __slots__ = ("ws", "transport", "number", "room_id", "seat_id", "bucket", "heard", "pinged")
 
-    def __init__(self, ws: web.WebSocketResponse, bucket: TokenBucket) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: Any, bucket: TokenBucket) -> None:
         self.ws = ws
+        self.transport = transport
         self.number: int | None = None
         self.room_id: str | None = None
         self.seat_id: str | None = None
         self.bucket = bucket
+        self.heard = time.monotonic()  # last frame (message or pong) from the client
+        self.pinged: float | None = None  # when the heartbeat last pinged it
 
 
 class Signalling:
@@ -68,7 +71,9 @@ class Signalling:
         self.hub: Hub[Conn] = hub if hub is not None else LocalHub()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._live: set[Conn] = set()  # every open participant socket, for the heartbeat
         self.relayed = 0
+        self._max_bytes = services.settings.signalling.max_message_bytes
         self.desks: Any = None  # the expert desks (desk.py), when set up: calls and presence
         services.consultations.on_end = self._ended_elsewhere
 
@@ -152,6 +157,32 @@ class Signalling:
             return False
         await self.execute(room, outcome)
         return True
+
+    async def heartbeat(self) -> None:
+        """Ping every open socket each interval; one that did not answer the previous ping is dead.
+
+        A dead socket's transport is aborted, so its handler sees the drop and the
+        seat becomes ``reconnecting`` — within one to two intervals of the loss.
+        """
+        interval = self.services.settings.signalling.heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for conn in list(self._live):
+                if conn.ws.closed:
+                    continue
+                if conn.pinged is not None and conn.heard < conn.pinged:
+                    if conn.transport is not None:
+                        conn.transport.abort()
+                    continue
+                conn.pinged = now
+                self._spawn(self._ping(conn))
+
+    async def _ping(self, conn: Conn) -> None:
+        try:
+            await conn.ws.ping()
+        except (ConnectionError, RuntimeError):
+            pass
 
     async def sweep(self, interval: float = 5.0) -> None:
         """End live rooms that another process (``roomserver end-room``) ended in the store."""
@@ -324,10 +355,12 @@ class Signalling:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         s = self.services.settings.signalling
-        ws = web.WebSocketResponse(heartbeat=s.heartbeat_seconds, max_msg_size=s.max_message_bytes * 4,
-                                   autoping=True, compress=False)
+        # Our own heartbeat (see heartbeat()): aiohttp's schedules a callback for every frame received.
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=s.max_message_bytes * 4,
+                                   autoping=False, compress=False)
         await ws.prepare(request)
-        conn = Conn(ws, TokenBucket(s.rate_per_second, s.rate_burst))
+        conn = Conn(ws, request.transport, TokenBucket(s.rate_per_second, s.rate_burst))
+        self._live.add(conn)
         try:
             await self._serve(conn)
         except Exception:  # noqa: BLE001 - one broken socket must not take anything else down
@@ -335,6 +368,7 @@ class Signalling:
             if not ws.closed:
                 await ws.close(code=1011, message=b"internal error")
         finally:
+            self._live.discard(conn)
             await self._dropped(conn)
             self.services.events.publish("socket.closed", conn.room_id, cause=_close_cause(ws, conn))
         return ws
@@ -343,7 +377,7 @@ class Signalling:
         s = self.services.settings.signalling
         ws = conn.ws
         try:
-            first = await asyncio.wait_for(ws.receive(), timeout=s.join_timeout_seconds)
+            first = await asyncio.wait_for(self._first_frame(ws), timeout=s.join_timeout_seconds)
         except asyncio.TimeoutError:
             await self._error_close(conn, proto.error("join_timeout", "No join or resume message in time."),
                                     CloseCode.JOIN_TIMEOUT, "join timeout")
@@ -353,9 +387,11 @@ class Signalling:
         if not await self._first(conn, first.data):
             return
         async for msg in ws:
+            now = conn.heard = time.monotonic()
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if msg.type is WSMsgType.PING:
+                    await ws.pong(msg.data)
                 continue
-            now = time.monotonic()
             if not conn.bucket.allow(now):
                 if conn.bucket.abusive(now):
                     await self._error_close(conn, proto.error("rate_limited", "Too many messages; closing."),
@@ -363,12 +399,33 @@ class Signalling:
                     return
                 await self._send(conn, proto.dumpb(proto.error("rate_limited", "Too many messages; slow down.")))
                 continue
-            relay = self._relay(conn, msg.data)
-            if relay is None:
-                await self._message(conn, msg.data)
-            elif relay is not _DROP:
-                peer, frame = relay
-                await self._send(peer, frame)
+            try:
+                parsed = proto.parse_client_message(msg.data, self._max_bytes)
+            except ProtocolError as exc:
+                await self._send(conn, proto.dumpb(exc.to_message()))
+                continue
+            if type(parsed) is proto.Signal:
+                relay = self._relay(conn, parsed)
+                if relay is None:
+                    await self._message(conn, parsed)  # refused: answered there with its error
+                elif relay is not _DROP:
+                    peer, frame = relay
+                    try:
+                        await peer.ws.send_frame(frame, WSMsgType.TEXT)
+                    except (ConnectionError, RuntimeError):
+                        pass  # the peer's socket is going away; its own handler reports the drop
+            else:
+                await self._message(conn, parsed)
+
+    @staticmethod
+    async def _first_frame(ws: web.WebSocketResponse) -> Any:
+        """The first data frame (or close), answering pings that come before it."""
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type is not WSMsgType.PONG:
+                return msg
 
     async def _error_close(self, conn: Conn, error: dict[str, Any], code: int, reason: str) -> None:
         await self._send(conn, proto.dumpb(error))
@@ -442,38 +499,34 @@ class Signalling:
                             CloseCode.RESUME_UNKNOWN)
         return room, room.resume(msg.secret, time.time())
 
-    def _relay(self, conn: Conn, data: str | bytes) -> tuple[Conn, bytes] | object | None:
-        """The hot path: a valid, authorised ``signal`` becomes (peer socket, frame) with no awaits.
+    def _relay(self, conn: Conn, msg: proto.Signal) -> tuple[Conn, bytes] | object | None:
+        """The hot path: an authorised ``signal`` becomes (peer socket, frame) with no awaits.
 
-        Returns ``_DROP`` for a signal to nobody reachable, None for anything else
-        (other types and every refusal), which ``_message`` then handles in full.
+        Returns ``_DROP`` for a signal to nobody reachable, None when it is refused
+        (``_message`` then answers with the error).
         """
         room = self.hub.room(conn.room_id or "")
         seat_id = conn.seat_id
         if room is None or seat_id is None or self.hub.connection(room.id, seat_id) is not conn:
             return _DROP
         try:
-            msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
-            if type(msg) is not proto.Signal:
-                return None
             target = room.route_signal(seat_id, msg.to)
-        except (ProtocolError, RoomError):
+        except RoomError:
             return None
         peer = self.hub.connection(room.id, target) if target is not None else None
-        if peer is None:
+        if peer is None or peer.ws.closed:
             return _DROP
         self.relayed += 1
         return peer, proto.signal_frame(seat_id, msg.data)
 
-    async def _message(self, conn: Conn, data: str | bytes) -> None:
+    async def _message(self, conn: Conn, msg: proto.ClientMessage) -> None:
+        """Every parsed message but a relayed ``signal``: hand it to the room core, execute the outcome."""
         room = self.hub.room(conn.room_id or "")
         seat_id = conn.seat_id
         if room is None or seat_id is None or self.hub.connection(room.id, seat_id) is not conn:
             return  # this socket was replaced, removed or the room ended: ignore what it still sends
-        ref = None
+        ref = _REFS.get(type(msg)) or type(msg).__name__.lower()
         try:
-            msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
-            ref = _REFS.get(type(msg)) or type(msg).__name__.lower()
             if isinstance(msg, proto.Signal):
                 room.route_signal(seat_id, msg.to)  # _relay took every valid signal: this one is refused
                 return
@@ -504,9 +557,6 @@ class Signalling:
                 raise RoomError(proto.ErrorCode.ALREADY_JOINED, "This socket has already joined.")
             else:  # pragma: no cover - parse_client_message returns only the types above
                 raise RoomError(proto.ErrorCode.BAD_MESSAGE, "Unsupported message.")
-        except ProtocolError as exc:
-            await self._send(conn, proto.dumpb(exc.to_message()))
-            return
         except RoomError as exc:
             await self._send(conn, proto.dumpb(proto.error(exc.code, exc.message, ref)))
             if exc.close is not None:
@@ -554,9 +604,10 @@ def setup_signalling(app: web.Application) -> Signalling:
     app.router.add_get("/ws", signalling.handle)
 
     async def sweeper(app: web.Application):  # type: ignore[no-untyped-def]
-        task = asyncio.create_task(signalling.sweep())
+        tasks = [asyncio.create_task(signalling.sweep()), asyncio.create_task(signalling.heartbeat())]
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
 
     async def on_shutdown(app: web.Application) -> None:
         await signalling.close_all()
