@@ -108,6 +108,13 @@ class ErrorCode(StrEnum):
     ROOM_NOT_FOUND = "room_not_found"
     IDENTITY_IN_USE = "identity_in_use"
     RESUME_UNKNOWN = "resume_unknown"
+    # expert calls (moderators)
+    UNKNOWN_DEPARTMENT = "unknown_department"
+    UNKNOWN_LANGUAGE = "unknown_language"
+    CALL_IN_PROGRESS = "call_in_progress"
+    CALL_OVER = "call_over"
+    CALL_NOT_MISSED = "call_not_missed"
+    CALLS_UNAVAILABLE = "calls_unavailable"
 
 
 def fatal_close(code: str, ref: str | None, *, joined: bool) -> CloseCode | None:
@@ -630,6 +637,14 @@ def denied() -> dict[str, Any]:
 
 def removed() -> dict[str, Any]:
     return {"type": "removed"}
+
+
+_WIRE_TYPES = {CallCancel: "call-cancel"}
+
+
+def message_type(msg: ClientMessage) -> str:
+    """The ``type`` a parsed client message had on the wire."""
+    return _WIRE_TYPES.get(type(msg)) or type(msg).__name__.lower()
 
 
 def call_status(call: dict[str, Any]) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def test_every_doc_example_parses() -> None:
     assert len(examples) >= 12
     for line in examples:
         msg = orjson.loads(line.replace("…", ""))
-        assert type(parse(msg)).__name__.lower() == msg["type"]
+        assert p.message_type(parse(msg)) == msg["type"]
 
 
 # --- invalid frames -------------------------------------------------------------------

@@ -216,6 +216,7 @@ async def test_axe_room_page(server, http, api_headers, new_page, axe, lang) -> 
     await host.locator("#lobby li button").first.click()  # admit
     await room_state(guest, "in-call")
     await host.wait_for_selector("#tiles li:nth-child(2)", timeout=WAIT_MS)
+    await guest.wait_for_function("() => window.roomserverDebug.chatOpen() > 0", timeout=WAIT_MS)
     await guest.fill("#chat-input", "Hallo")
     await guest.press("#chat-input", "Enter")
     await host.wait_for_selector("#chat-log .chat-text", timeout=WAIT_MS)
@@ -379,6 +380,8 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
 
         # --- chat both ways (a role=log region a screen reader reads out)
         assert await guest.get_attribute("#chat-log", "role") == "log"
+        for page in (guest, host):  # the chat reaches the others once their channels are open
+            await page.wait_for_function("() => window.roomserverDebug.chatOpen() > 0", timeout=WAIT_MS)
         await tab_to(guest, "#chat-input")
         await guest.keyboard.type("Merhaba")
         await guest.keyboard.press("Enter")

@@ -66,13 +66,23 @@ async def self_id(page) -> str:
 
 
 async def wait_video(page, peer: str, more_than: int = 0, generation: int | None = None) -> dict[str, Any]:
-    """Until the connection to ``peer`` is connected and has decoded more than ``more_than`` video frames."""
-    await wait_js(page, """async ([peer, more, generation]) => {
-        const info = (await window.roomserverDebug.inboundVideo())[peer];
-        if (!info || info.state !== 'connected' || info.framesDecoded <= more) return false;
-        return generation === null || info.generation >= generation;
-    }""", [peer, more_than, generation], f"video from {peer}")
-    return await video_of(page, peer)
+    """Until the connection to ``peer`` is connected and has decoded more than ``more_than`` video frames.
+
+    Polls with ``page.evaluate``, which awaits the stats (``wait_for_function`` would take the
+    async predicate's Promise as true at once), and returns the reading that met the condition.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_MS / 1000
+    info = None
+    while loop.time() < deadline:
+        info = await video_of(page, peer)
+        if (info and info["state"] == "connected" and info["framesDecoded"] > more_than
+                and (generation is None or info["generation"] >= generation)):
+            return info
+        await asyncio.sleep(0.25)
+    state = await page.evaluate("() => document.body.dataset.roomState")
+    log = "\n".join(page.console_log[-40:])
+    raise AssertionError(f"timed out waiting for video from {peer} (last {info}, room state {state}):\n{log}")
 
 
 async def video_of(page, peer: str) -> dict[str, Any]:
@@ -100,18 +110,10 @@ class Recorder:
         self.received: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.raw: list[str] = []
-        signalling = server.app[SIGNALLING_KEY]
-        send, message = signalling._send, signalling._message
+        server.app[SIGNALLING_KEY].tap = self.on_frame
 
-        async def recording_send(conn, frame: bytes) -> None:
-            self.note(self.sent, frame)
-            await send(conn, frame)
-
-        async def recording_message(conn, data) -> None:
-            self.note(self.received, data)
-            await message(conn, data)
-
-        signalling._send, signalling._message = recording_send, recording_message
+    def on_frame(self, direction: str, data: str | bytes) -> None:
+        self.note(self.received if direction == "in" else self.sent, data)
 
     def note(self, into: list[dict[str, Any]], data: str | bytes) -> None:
         text = data if isinstance(data, str) else data.decode("utf-8", "replace")
@@ -345,7 +347,8 @@ async def test_room_with_aiortc(server, http, api_headers, new_page, first):
                                 and python.link(browser_id).generation > generation, 30, "a fresh connection")
         await python.wait_connected(browser_id, 30)
         assert await python.wait_frames(browser_id, "video", 3, 30) >= 3
-        await wait_video(page, python.id, generation=info["generation"] + 1)
+        # the resumed page made new links (their generation counts afresh): video is decoded again
+        await wait_video(page, python.id)
         assert await self_id(page) == browser_id
 
 
