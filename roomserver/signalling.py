@@ -450,7 +450,7 @@ class Signalling:
                 self.persist(room, outcome)
         except (ProtocolError, RoomServerError) as exc:
             code = exc.code
-            if not isinstance(exc, ProtocolError):
+            if not isinstance(exc, ProtocolError) and code != proto.ErrorCode.NOT_JOINED:
                 self.services.events.publish("token.refused", None, code=code)
                 self._audit_refusal(exc)
             ref = getattr(exc, "ref", None)

@@ -248,7 +248,7 @@ async def relay() -> AsyncIterator[Relay]:
     app = web.Application()
     app.router.add_get("/ws", stand_in.handle)
     test_server = TestServer(app, host="127.0.0.1")
-    await test_server.start_server()
+    await test_server.start_server(access_log=None)  # a test stand-in, not the product's server: no access log
     stand_in.url = str(test_server.make_url("/ws")).replace("http://", "ws://")
     yield stand_in
     await test_server.close()

@@ -52,7 +52,7 @@ class Receiver:
         app = web.Application()
         app.router.add_post("/hook", self.handle)
         self.server = TestServer(app, host="127.0.0.1", port=port)
-        await self.server.start_server()
+        await self.server.start_server(access_log=None)  # the receiver is not our server: no access log
         return str(self.server.make_url("/hook"))
 
     def kinds(self) -> list[str]:

@@ -92,9 +92,9 @@ async function setDisabled(account, disabled, button) {
   button.disabled = true;
   try {
     await request("PATCH", `/api/v1/accounts/${encodeURIComponent(account.id)}`, { body: { disabled } });
+    await loadAccounts();  // first: reloading the list resets the status line
     say("accounts-status", t(disabled ? "admin.account.disabled_done" : "admin.account.enabled_done",
       { name: account.display_name }), "ok");
-    await loadAccounts();
   } catch (err) {
     say("accounts-status", errorText(err), "error");
     button.disabled = false;
