@@ -25,7 +25,6 @@ from .webhooks import setup_webhooks
 
 # Access log lines without client addresses or query strings; tokens are never in
 # URLs (join links carry them in the fragment, WebSockets in the first message).
-ACCESS_LOG_FORMAT = '"%r" %s %b %Tfs'  # kept for callers of older versions; AccessLogger below decides
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -14,7 +14,7 @@ import sys
 
 from aiohttp import web
 
-from .app import ACCESS_LOG_FORMAT, create_app
+from .app import create_app
 from .bootstrap import FirstStart
 from .config import Settings
 from .keys import KeySet, KeySetError
@@ -67,7 +67,7 @@ def banner(settings: Settings, first: FirstStart, port: int) -> str:
 async def _run(settings: Settings, first: FirstStart) -> None:
     services = build_services(settings)
     app = create_app(services)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT, handle_signals=False,
+    runner = web.AppRunner(app, handle_signals=False,
                            shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_address=True)

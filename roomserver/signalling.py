@@ -438,7 +438,7 @@ class Signalling:
     async def _first(self, conn: Conn, data: str | bytes) -> bool:
         """Handle ``join``/``resume``; False (socket closed) if refused."""
         try:
-            msg = proto.parse_client_message(data, self.services.settings.signalling.max_message_bytes)
+            msg = proto.parse_client_message(data, self._max_bytes)
             with transaction(self.services.store.conn):  # spend, mark live and audit: one commit
                 if isinstance(msg, proto.Join):
                     room, outcome = self._join(msg)
