@@ -9,7 +9,7 @@ distributed engine (Redis), the way LiveKit keeps ``localroomstore`` beside
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol, TypeVar
+from typing import Callable, Iterable, Mapping, Protocol, TypeVar
 
 from .room import Room
 
@@ -45,6 +45,14 @@ class Hub(Protocol[C]):
 
     def connection(self, room_id: str, seat_id: str) -> C | None:
         """The socket currently bound to the seat."""
+
+    def connections(self, room_id: str) -> Mapping[str, C]:
+        """The room's seat-to-socket map, live: it follows every bind and unbind.
+
+        The relay keeps it for the socket's lifetime, so routing a signal is a
+        dictionary lookup. Sockets are always local to a process, so even a hub
+        that keeps rooms elsewhere keeps this map here.
+        """
 
 
 class LocalHub(Hub[C]):
@@ -91,6 +99,9 @@ class LocalHub(Hub[C]):
     def connection(self, room_id: str, seat_id: str) -> C | None:
         conns = self._conns.get(room_id)
         return conns.get(seat_id) if conns is not None else None
+
+    def connections(self, room_id: str) -> Mapping[str, C]:
+        return self._conns.setdefault(room_id, {})
 
     def connection_count(self) -> int:
         return sum(len(c) for c in self._conns.values())

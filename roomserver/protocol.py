@@ -374,7 +374,7 @@ def _parse_resume(obj: dict) -> Resume:
     return Resume(secret)
 
 
-def _check_description(desc: Any) -> None:
+def check_description(desc: Any) -> None:
     if type(desc) is not dict:
         raise _bad("signal", "'data.description' must be an object.")
     if not _DESCRIPTION_KEYS.issuperset(desc):
@@ -392,7 +392,7 @@ def _check_description(desc: Any) -> None:
         raise _bad("signal", f"'data.description.sdp' is longer than {MAX_SDP_CHARS} characters.")
 
 
-def _check_candidate(cand: Any) -> None:
+def check_candidate(cand: Any) -> None:
     if cand is None:  # end of candidates
         return
     if type(cand) is not dict:
@@ -428,12 +428,12 @@ def _parse_signal(obj: dict) -> Signal:
         raise _bad("signal", "Field 'data' must be an object with exactly one of 'description' or 'candidate'.")
     desc = data.get("description", _MISSING)
     if desc is not _MISSING:
-        _check_description(desc)
+        check_description(desc)
     else:
         cand = data.get("candidate", _MISSING)
         if cand is _MISSING:
             raise _bad("signal", "Field 'data' must be an object with exactly one of 'description' or 'candidate'.")
-        _check_candidate(cand)
+        check_candidate(cand)
     return Signal(to, data)
 
 
@@ -556,15 +556,17 @@ def parse_client_message(raw: str | bytes | bytearray | memoryview,
     ``max_bytes`` counts UTF-8 bytes. Nothing but ``ProtocolError`` escapes, for
     any input (property-tested).
     """
-    if isinstance(raw, str):
-        size = len(raw)
-        # Only encode when the character count alone cannot decide (UTF-8 is 1-4 bytes a
-        # char); SDP is ASCII, and for ASCII characters and bytes are the same count.
-        if size <= max_bytes < 4 * size and not raw.isascii():
-            size = len(raw.encode("utf-8", "surrogatepass"))
-    else:
-        size = len(raw)
-    if size > max_bytes:
+    return parse_object(decode_frame(raw, max_bytes))
+
+
+def decode_frame(raw: str | bytes | bytearray | memoryview, max_bytes: int = MAX_MESSAGE_BYTES) -> dict:
+    """The first half of ``parse_client_message``: size, JSON, an object; its fields unchecked.
+
+    The relay (``relay.py``) looks at the object before ``parse_object`` does, so a
+    well-formed ``signal`` is decoded once and never becomes a ``Signal``.
+    """
+    # UTF-8 is 1-4 bytes a character: only a frame of over a quarter of the limit needs counting.
+    if 4 * len(raw) > max_bytes and _utf8_size(raw) > max_bytes:
         raise ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"The message is larger than {max_bytes} bytes.")
     try:
         obj = orjson.loads(raw)
@@ -572,6 +574,18 @@ def parse_client_message(raw: str | bytes | bytearray | memoryview,
         raise ProtocolError(ErrorCode.BAD_JSON, "The frame is not valid JSON.") from None
     if type(obj) is not dict:
         raise ProtocolError(ErrorCode.BAD_JSON, "The frame is not a JSON object.")
+    return obj
+
+
+def _utf8_size(raw: str | bytes | bytearray | memoryview) -> int:
+    if not isinstance(raw, str):
+        return len(raw)  # a memoryview of other than bytes fails in orjson.loads, as it should
+    # SDP is ASCII, and for ASCII characters and bytes are the same count.
+    return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
+
+
+def parse_object(obj: dict) -> ClientMessage:
+    """The second half: the type and every field of a decoded frame, as a message class."""
     kind = obj.get("type", _MISSING)
     if type(kind) is not str:
         raise ProtocolError(ErrorCode.BAD_MESSAGE,
@@ -623,10 +637,6 @@ def peer_state(peer_id: str, state: dict[str, bool]) -> dict[str, Any]:
     return {"type": "peer-state", "peer": peer_id, "state": state}
 
 
-def signal(from_: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "signal", "from": from_, "data": data}
-
-
 def pong(ping_id: int | str | None = None) -> dict[str, Any]:
     return {"type": "pong"} if ping_id is None else {"type": "pong", "id": ping_id}
 
@@ -672,17 +682,3 @@ def dumps(msg: Mapping[str, Any]) -> str:
 def dumpb(msg: Mapping[str, Any]) -> bytes:
     """The same as UTF-8 bytes, for ``WebSocketResponse.send_frame(b, WSMsgType.TEXT)``."""
     return orjson.dumps(msg)
-
-
-def signal_frame(from_: str, data: dict[str, Any]) -> bytes:
-    """The relayed ``signal`` frame as UTF-8 bytes: the hot path of the relay.
-
-    Measured, splicing ``from_`` and the client's ``data`` into a byte template
-    is *slower* than letting orjson write the small wrapper dict (the splice
-    needs ``orjson.dumps(data)`` anyway, plus copies), and splicing the client's
-    raw bytes without re-serialising would need a second parser to be safe. So
-    this re-dumps; ``data`` was checked field by field in ``parse_client_message``.
-    Send the bytes as a text frame (aiohttp: ``send_frame(b, WSMsgType.TEXT)``)
-    to skip a decode/encode round trip on large SDP.
-    """
-    return orjson.dumps({"type": "signal", "from": from_, "data": data})

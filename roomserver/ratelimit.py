@@ -23,17 +23,36 @@ class TokenBucket:
 
     def allow(self, now: float) -> bool:
         """Take one token if there is one."""
-        if self._stamp is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        if self._tokens >= self.burst / 2:
-            self._over_since = None  # the sender paused long enough to refill half the bucket
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         if self._over_since is None:
             self._over_since = now
         return False
+
+    def take_all(self, now: float) -> int:
+        """Take every whole token there is (0 counts as a refusal, like ``allow``).
+
+        The same budget as one ``allow`` per message, for a caller that spends
+        the tokens itself and reads the clock only when they are gone: the relay's
+        hot path does, so a message costs a decrement, not a clock read and a call.
+        """
+        self._refill(now)
+        taken = int(self._tokens)
+        if taken == 0:
+            if self._over_since is None:
+                self._over_since = now
+            return 0
+        self._tokens -= taken
+        return taken
+
+    def _refill(self, now: float) -> None:
+        if self._stamp is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= self.burst / 2:
+            self._over_since = None  # the sender paused long enough to refill half the bucket
 
     def abusive(self, now: float) -> bool:
         return self._over_since is not None and now - self._over_since >= self.patience

@@ -298,11 +298,13 @@ class Room:
     def route_signal(self, sender: str, to: str) -> str | None:
         """Authorise a ``signal``: the seat id to relay it to, or None to drop it.
 
-        The hot path of the relay; the edge can use it with ``protocol.signal_frame``
-        instead of ``signal()`` to skip building an Outcome. A signal to a peer that
-        is reconnecting is dropped without error (no queue: the peer restarts ICE
-        when it resumes, so old candidates are useless).
+        The hot path of the relay, so it builds no Outcome: the edge sends the
+        frame (``relay.relayed_frame``) to the returned seat's socket. A signal to a
+        peer that is reconnecting is dropped without error (no queue: the peer
+        restarts ICE when it resumes, so old candidates are useless).
         """
+        if self.ended_at is not None:
+            raise RoomError(ErrorCode.ROOM_ENDED, "The consultation has ended.", fatal(ErrorCode.ROOM_ENDED), 410)
         src = self.seats.get(sender)
         if src is None:
             raise RoomError(ErrorCode.NOT_IN_ROOM, "You are not in this consultation.")
@@ -314,14 +316,6 @@ class Room:
         if dst is src:
             raise RoomError(ErrorCode.NOT_IN_ROOM, "You cannot signal yourself.")
         return to if dst.connection is Connection.ONLINE else None
-
-    def signal(self, sender: str, to: str, data: dict[str, Any]) -> Outcome:
-        """Authorise and relay a ``signal`` (data already validated by protocol)."""
-        target = self.route_signal(sender, to)
-        out = Outcome(seat=self.seats[sender])
-        if target is not None:
-            out.effects.append(Send(target, proto.signal(sender, data)))
-        return out
 
     def set_state(self, seat_id: str, fields: Mapping[str, bool], now: float) -> Outcome:
         """Update the seat's media state; broadcast ``peer-state`` if it changed and the seat is in the call.

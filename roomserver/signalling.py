@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from aiohttp import WSMsgType, web
 
@@ -25,6 +25,7 @@ from .errors import RoomServerError
 from .hub import Hub, LocalHub
 from .protocol import CloseCode, ProtocolError
 from .ratelimit import TokenBucket
+from .relay import relay_target, relayed_frame, sender_prefix
 from .room import Audit, Close, Ended, Outcome, Revoke, Room, RoomError, Send
 from .roles import Action, Role, may
 from .services import Services, services_of
@@ -35,7 +36,8 @@ from .turn import ice_servers, mint_credentials
 
 log = logging.getLogger("roomserver.signalling")
 
-_DROP = object()  # _relay: nothing to send
+_CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)  # the socket is done
+
 _EVENTS_OF_AUDIT = {
     "seat.wait": ("participant.waiting",), "seat.join": ("participant.joined",),
     "seat.resume": ("participant.resumed",), "seat.disconnect": ("participant.reconnecting",),
@@ -49,7 +51,8 @@ _LEFT_REASON = {"seat.leave": "left", "seat.timeout": "timeout", "seat.deny": "d
 class Conn:
     """One participant socket, and the seat it is bound to once joined."""
 
-    __slots__ = ("ws", "transport", "number", "room_id", "seat_id", "bucket", "heard", "pinged")
+    __slots__ = ("ws", "transport", "number", "room_id", "seat_id", "room", "peers", "prefix", "bucket", "credit",
+                 "heard", "pinged")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, bucket: TokenBucket) -> None:
         self.ws = ws
@@ -57,8 +60,13 @@ class Conn:
         self.number: int | None = None
         self.room_id: str | None = None
         self.seat_id: str | None = None
+        # Set on join, for the relay: the live room, its seat-to-socket map, our frame prefix.
+        self.room: Room | None = None
+        self.peers: Mapping[str, Conn] = {}
+        self.prefix = ""
         self.bucket = bucket
-        self.heard = time.monotonic()  # last frame (message or pong) from the client
+        self.credit = 0  # messages the bucket already granted (see TokenBucket.take_all)
+        self.heard = time.monotonic()  # last control frame (pong) or first message from the client
         self.pinged: float | None = None  # when the heartbeat last pinged it
 
 
@@ -364,9 +372,72 @@ class Signalling:
                                    autoping=False, compress=False)
         await ws.prepare(request)
         conn = Conn(ws, request.transport, TokenBucket(s.rate_per_second, s.rate_burst))
+        # The socket runs in a task of its own: each frame then wakes two coroutines
+        # (_session, aiohttp's receive) instead of also passing through the request handler
+        # and every middleware around it. Cancelling the handler cancels the task.
+        await asyncio.get_running_loop().create_task(self._session(conn))
+        return ws
+
+    async def _session(self, conn: Conn) -> None:
+        """The socket's life: admission, then frames until it closes, then the seat's drop.
+
+        One coroutine, so that each frame resumes only it and aiohttp's ``receive``.
+        """
+        ws = conn.ws
         self._live.add(conn)
         try:
-            await self._serve(conn)
+            if not await self._admit(conn):
+                return
+            max_bytes, tap, receive = self._max_bytes, self.tap, ws.receive
+            text, binary = WSMsgType.TEXT, WSMsgType.BINARY
+            while True:
+                msg = await receive()  # not ``async for``: one coroutine less per frame
+                raw = msg.data
+                if msg.type is not text and msg.type is not binary:
+                    if msg.type in _CLOSING:
+                        return
+                    conn.heard = time.monotonic()  # a pong (liveness) or a ping
+                    if msg.type is WSMsgType.PING:
+                        await ws.pong(raw)
+                    continue
+                if tap is not None:
+                    tap("in", raw)
+                conn.credit -= 1
+                if conn.credit < 0 and not await self._rate_limit(conn):
+                    if ws.closed:
+                        return
+                    continue
+                try:
+                    obj = proto.decode_frame(raw, max_bytes)
+                except ProtocolError as exc:
+                    await self._send(conn, proto.dumpb(exc.to_message()))
+                    continue
+                to = relay_target(obj)
+                if to is not None and conn.peers.get(conn.seat_id) is conn:  # not replaced by a resume
+                    # The relay, inline: it is most of the traffic. A signal the room refuses
+                    # goes on to parse_object and _message, which answer with the error.
+                    try:
+                        target = conn.room.route_signal(conn.seat_id, to)  # type: ignore[union-attr, arg-type]
+                    except RoomError:
+                        pass
+                    else:
+                        peer = conn.peers.get(target) if target is not None else None
+                        if peer is not None:  # else reconnecting: dropped, it restarts ICE on resume
+                            self.relayed += 1
+                            frame = relayed_frame(conn.prefix, raw)
+                            if tap is not None:
+                                tap("out", frame)
+                            try:
+                                await peer.ws.send_frame(frame, text)
+                            except (ConnectionError, RuntimeError):
+                                pass  # the peer's socket is going away; its own handler reports the drop
+                        continue
+                try:
+                    parsed = proto.parse_object(obj)
+                except ProtocolError as exc:
+                    await self._send(conn, proto.dumpb(exc.to_message()))
+                    continue
+                await self._message(conn, parsed)
         except Exception:  # noqa: BLE001 - one broken socket must not take anything else down
             log.exception("signalling socket failed")
             if not ws.closed:
@@ -375,9 +446,9 @@ class Signalling:
             self._live.discard(conn)
             await self._dropped(conn)
             self.services.events.publish("socket.closed", conn.room_id, cause=_close_cause(ws, conn))
-        return ws
 
-    async def _serve(self, conn: Conn) -> None:
+    async def _admit(self, conn: Conn) -> bool:
+        """The first frame: ``join`` or ``resume`` in time, or the socket is closed (False)."""
         s = self.services.settings.signalling
         ws = conn.ws
         try:
@@ -385,40 +456,24 @@ class Signalling:
         except asyncio.TimeoutError:
             await self._error_close(conn, proto.error("join_timeout", "No join or resume message in time."),
                                     CloseCode.JOIN_TIMEOUT, "join timeout")
-            return
+            return False
         if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            return
-        if not await self._first(conn, first.data):
-            return
-        async for msg in ws:
-            now = conn.heard = time.monotonic()
-            if self.tap is not None and msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                self.tap("in", msg.data)
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                if msg.type is WSMsgType.PING:
-                    await ws.pong(msg.data)
-                continue
-            if not conn.bucket.allow(now):
-                if conn.bucket.abusive(now):
-                    await self._error_close(conn, proto.error("rate_limited", "Too many messages; closing."),
-                                            CloseCode.RATE_LIMITED, "rate limited")
-                    return
-                await self._send(conn, proto.dumpb(proto.error("rate_limited", "Too many messages; slow down.")))
-                continue
-            try:
-                parsed = proto.parse_client_message(msg.data, self._max_bytes)
-            except ProtocolError as exc:
-                await self._send(conn, proto.dumpb(exc.to_message()))
-                continue
-            if type(parsed) is proto.Signal:
-                relay = self._relay(conn, parsed)
-                if relay is None:
-                    await self._message(conn, parsed)  # refused: answered there with its error
-                elif relay is not _DROP:
-                    peer, frame = relay
-                    await self._send(peer, frame)
-            else:
-                await self._message(conn, parsed)
+            return False
+        return await self._first(conn, first.data)
+
+    async def _rate_limit(self, conn: Conn) -> bool:
+        """The socket spent its granted messages: refill from the bucket, or refuse (and close an abuser)."""
+        now = time.monotonic()
+        conn.credit = conn.bucket.take_all(now) - 1
+        if conn.credit >= 0:
+            return True
+        conn.credit = 0
+        if conn.bucket.abusive(now):
+            await self._error_close(conn, proto.error("rate_limited", "Too many messages; closing."),
+                                    CloseCode.RATE_LIMITED, "rate limited")
+        else:
+            await self._send(conn, proto.dumpb(proto.error("rate_limited", "Too many messages; slow down.")))
+        return False
 
     @staticmethod
     async def _first_frame(ws: web.WebSocketResponse) -> Any:
@@ -463,6 +518,7 @@ class Signalling:
         await self.deliver(room, outcome)
         conn.room_id, conn.seat_id, conn.number = room.id, seat.id, seat.conn
         self.hub.bind(room.id, seat.id, conn)
+        conn.room, conn.peers, conn.prefix = room, self.hub.connections(room.id), sender_prefix(seat.id)
         self.hub.remember_secret(seat.secret, room.id)
         for reply in outcome.reply:
             await self._send(conn, proto.dumpb(reply))
@@ -502,26 +558,6 @@ class Signalling:
                             CloseCode.RESUME_UNKNOWN)
         return room, room.resume(msg.secret, time.time())
 
-    def _relay(self, conn: Conn, msg: proto.Signal) -> tuple[Conn, bytes] | object | None:
-        """The hot path: an authorised ``signal`` becomes (peer socket, frame) with no awaits.
-
-        Returns ``_DROP`` for a signal to nobody reachable, None when it is refused
-        (``_message`` then answers with the error).
-        """
-        room = self.hub.room(conn.room_id or "")
-        seat_id = conn.seat_id
-        if room is None or seat_id is None or self.hub.connection(room.id, seat_id) is not conn:
-            return _DROP
-        try:
-            target = room.route_signal(seat_id, msg.to)
-        except RoomError:
-            return None
-        peer = self.hub.connection(room.id, target) if target is not None else None
-        if peer is None or peer.ws.closed:
-            return _DROP
-        self.relayed += 1
-        return peer, proto.signal_frame(seat_id, msg.data)
-
     async def _message(self, conn: Conn, msg: proto.ClientMessage) -> None:
         """Every parsed message but a relayed ``signal``: hand it to the room core, execute the outcome."""
         room = self.hub.room(conn.room_id or "")
@@ -531,7 +567,7 @@ class Signalling:
         ref = proto.message_type(msg)
         try:
             if isinstance(msg, proto.Signal):
-                room.route_signal(seat_id, msg.to)  # _relay took every valid signal: this one is refused
+                room.route_signal(seat_id, msg.to)  # the inline relay took every signal it could: this one is refused
                 return
             now = time.time()
             if isinstance(msg, proto.State):

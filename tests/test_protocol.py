@@ -328,7 +328,6 @@ def test_builders_match_the_doc_shapes() -> None:
     assert p.peer_reconnecting("p_W") == {"type": "peer-reconnecting", "peer": "p_W"}
     assert p.peer_resumed("p_W") == {"type": "peer-resumed", "peer": "p_W"}
     assert p.peer_state("p_W", {"mic": False}) == {"type": "peer-state", "peer": "p_W", "state": {"mic": False}}
-    assert p.signal("p_K", {"candidate": None}) == {"type": "signal", "from": "p_K", "data": {"candidate": None}}
     assert p.pong(17) == {"type": "pong", "id": 17}
     assert p.pong() == {"type": "pong"}
     assert p.denied() == {"type": "denied"}
@@ -343,13 +342,6 @@ def test_dumps_is_compact_utf8_json() -> None:
     assert p.dumps(msg) == '{"type":"peer-joined","peer":{"id":"p_a","name":"Ayşe"}}'
     assert p.dumpb(msg) == p.dumps(msg).encode()
     assert p.dumps(p.error(ErrorCode.FORBIDDEN, "no")) == '{"type":"error","code":"forbidden","message":"no"}'
-
-
-def test_signal_frame_is_the_signal_message() -> None:
-    data = parse({"type": "signal", "to": "p_a", "data": {"description": {"type": "offer", "sdp": SDP}}}).data
-    frame = p.signal_frame("p_Kd93h2", data)
-    assert frame == p.dumpb(p.signal("p_Kd93h2", data))
-    assert orjson.loads(frame) == {"type": "signal", "from": "p_Kd93h2", "data": data}
 
 
 # --- codes ---------------------------------------------------------------------------------
@@ -475,4 +467,3 @@ def test_valid_signals_round_trip(kind: str, sdp: str, to: str) -> None:
     data = {"description": {"type": kind, "sdp": sdp}}
     msg = parse({"type": "signal", "to": to, "data": data})
     assert msg == p.Signal(to, data)
-    assert orjson.loads(p.signal_frame("p_x", msg.data)) == {"type": "signal", "from": "p_x", "data": data}

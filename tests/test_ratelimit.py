@@ -28,3 +28,37 @@ def test_staying_over_the_rate_becomes_abusive():
             bucket.allow(t)
         t += 0.1
     assert bucket.abusive(t)
+
+
+
+def _spend(bucket: TokenBucket, times: list[float]) -> int:
+    """Messages let through when the caller spends ``take_all`` credit itself, as the relay does."""
+    sent, credit = 0, 0
+    for t in times:
+        if credit == 0:
+            credit = bucket.take_all(t)
+            if credit == 0:
+                continue
+        credit -= 1
+        sent += 1
+    return sent
+
+
+def test_take_all_spends_the_same_budget_as_allow():
+    times = [i / 200 for i in range(600)]  # 200 messages a second for 3 s
+    one = TokenBucket(rate=10, burst=5)
+    allowed = sum(one.allow(t) for t in times)
+    taken = _spend(TokenBucket(rate=10, burst=5), times)
+    assert 34 <= allowed <= 35  # the burst plus 3 s at the rate
+    assert abs(taken - allowed) <= 1
+
+
+def test_take_all_refuses_an_empty_bucket_and_a_flood_turns_abusive():
+    bucket = TokenBucket(rate=10, burst=4, patience=5)
+    assert bucket.take_all(0.0) == 4
+    assert bucket.take_all(0.0) == 0
+    assert not bucket.abusive(0.0)
+    _spend(bucket, [i / 100 for i in range(600)])  # 100 a second against a rate of 10, for 6 s
+    assert bucket.abusive(6.0)
+    assert bucket.take_all(30.0) == 4  # a long pause refills the burst and forgives
+    assert not bucket.abusive(30.0)

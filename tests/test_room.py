@@ -183,8 +183,8 @@ def test_admit_moves_citizen_into_the_call(room: Room, call: dict[str, str]) -> 
 
 def test_waiting_participants_see_no_peers_and_cannot_signal(room: Room, call: dict[str, str]) -> None:
     z, c = call["citizen"], call["counsellor"]
-    assert refusal(room.signal, z, c, {"candidate": None}).code == "forbidden"
-    assert refusal(room.signal, c, z, {"candidate": None}).code == "not_in_room"
+    assert refusal(room.route_signal, z, c).code == "forbidden"
+    assert refusal(room.route_signal, c, z).code == "not_in_room"
     out = room.set_state(c, {"mic": False}, T0 + 3)
     assert out.sends(z) == []
 
@@ -469,9 +469,7 @@ def test_reconnecting_seat_keeps_the_room_alive_then_times_out() -> None:
 
 def test_signal_is_relayed_to_an_admitted_online_peer(room: Room, call: dict[str, str]) -> None:
     c, e = call["counsellor"], call["expert"]
-    data = {"description": {"type": "offer", "sdp": "v=0\r\n"}}
-    out = room.signal(e, c, data)
-    assert out.effects == [Send(c, {"type": "signal", "from": e, "data": data})]
+    assert room.route_signal(e, c) == c
     assert room.route_signal(c, e) == e
 
 
@@ -480,19 +478,18 @@ def test_signal_refusals(room: Room, call: dict[str, str]) -> None:
     other = make_room()
     foreign = join(other, "staff-other").seat.id
     for target in (z, "p_nobody", foreign):  # waiting, unknown, in another room
-        err = refusal(room.signal, e, target, {"candidate": None})
+        err = refusal(room.route_signal, e, target)
         assert (err.code, err.close) == ("not_in_room", None)
-    assert refusal(room.signal, e, e, {"candidate": None}).code == "not_in_room"
-    assert refusal(room.signal, "p_ghost", c, {"candidate": None}).code == "not_in_room"
+    assert refusal(room.route_signal, e, e).code == "not_in_room"
+    assert refusal(room.route_signal, "p_ghost", c).code == "not_in_room"
     room.leave(e, T0 + 5)
-    assert refusal(room.signal, c, e, {"candidate": None}).code == "not_in_room"
+    assert refusal(room.route_signal, c, e).code == "not_in_room"
 
 
 def test_signal_to_reconnecting_peer_is_dropped_silently(room: Room, call: dict[str, str]) -> None:
     c, e = call["counsellor"], call["expert"]
     room.disconnected(e, T0 + 5)
     assert room.route_signal(c, e) is None
-    assert room.signal(c, e, {"candidate": None}).effects == []
 
 
 def test_state_is_broadcast_only_when_it_changes(room: Room, call: dict[str, str]) -> None:
