@@ -390,6 +390,9 @@ class Signalling:
                 return
             max_bytes, tap, receive = self._max_bytes, self.tap, ws.receive
             text, binary = WSMsgType.TEXT, WSMsgType.BINARY
+            # Fixed for this socket's life (a resume comes on a new socket).
+            room, seat_id, peers, prefix = conn.room, conn.seat_id, conn.peers, conn.prefix
+            assert room is not None and seat_id is not None
             while True:
                 msg = await receive()  # not ``async for``: one coroutine less per frame
                 raw = msg.data
@@ -413,18 +416,18 @@ class Signalling:
                     await self._send(conn, proto.dumpb(exc.to_message()))
                     continue
                 to = relay_target(obj)
-                if to is not None and conn.peers.get(conn.seat_id) is conn:  # not replaced by a resume
+                if to is not None and peers.get(seat_id) is conn:  # not replaced by a resume
                     # The relay, inline: it is most of the traffic. A signal the room refuses
                     # goes on to parse_object and _message, which answer with the error.
                     try:
-                        target = conn.room.route_signal(conn.seat_id, to)  # type: ignore[union-attr, arg-type]
+                        target = room.route_signal(seat_id, to)
                     except RoomError:
                         pass
                     else:
-                        peer = conn.peers.get(target) if target is not None else None
+                        peer = peers.get(target) if target is not None else None
                         if peer is not None:  # else reconnecting: dropped, it restarts ICE on resume
                             self.relayed += 1
-                            frame = relayed_frame(conn.prefix, raw)
+                            frame = relayed_frame(prefix, raw)
                             if tap is not None:
                                 tap("out", frame)
                             try:

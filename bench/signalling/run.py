@@ -92,7 +92,7 @@ def spawn(
     log = open(log_path, "wb")
     try:
         proc = subprocess.Popen(
-            cmd,
+            [*COMMAND_PREFIX, *cmd],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -109,6 +109,8 @@ def spawn(
 # Every server process we started and have not stopped yet: they run in their own
 # session, so an interrupted run must stop them itself (see main).
 LIVE: list[subprocess.Popen[bytes]] = []
+# Put in front of every server command: instructions.py runs the servers under valgrind.
+COMMAND_PREFIX: list[str] = []
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -185,9 +187,6 @@ def start_floor(port: int, log_path: Path) -> Server:
     )
 
 
-# ============================================================================
-# TODO(roomserver): finish start_roomserver; everything else runs without it.
-# ============================================================================
 def start_roomserver(port: int, log_path: Path) -> Server:
     """Our server on 127.0.0.1:``port``: its default settings, a throwaway data dir.
 
@@ -208,7 +207,7 @@ def start_roomserver(port: int, log_path: Path) -> Server:
         "ROOMSERVER_SIGNALLING_RATE_PER_SECOND": "10000",
         "ROOMSERVER_SIGNALLING_RATE_BURST": "100000",
         "ROOMSERVER_DEMO_SEED_ON_FIRST_START": "false",
-            "ROOMSERVER_CONFIG": str(ROOT / "config" / "roomserver.toml"),
+        "ROOMSERVER_CONFIG": str(ROOT / "config" / "roomserver.toml"),
     }
     proc = spawn([PYTHON, "-m", "roomserver", "serve"], log_path, env=env, cwd=tmp)
     return Server(name="roomserver", proc=proc, port=port, ready_url=f"http://{HOST}:{port}/readyz",
@@ -544,6 +543,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"wait up to this many s for other work to drop below {BUSY_THRESHOLD_PCT:g}%% CPU before each run",
     )
     p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per relayed message under valgrind instead (instructions.py)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -581,6 +585,10 @@ async def run_all(
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--instructions" in (sys.argv[1:] if argv is None else argv):
+        import instructions  # valgrind counts instead of CPU time: see its docstring
+
+        return instructions.main()
     args = parse_args(argv)
     cfg = LoadConfig(
         pairs=args.pairs,
