@@ -66,7 +66,7 @@ class Conn:
         self.prefix = ""
         self.bucket = bucket
         self.credit = 0  # messages the bucket already granted (see TokenBucket.take_all)
-        self.heard = time.monotonic()  # last control frame (pong) or first message from the client
+        self.heard = time.monotonic()  # when the socket opened, then its last pong (see heartbeat())
         self.pinged: float | None = None  # when the heartbeat last pinged it
 
 

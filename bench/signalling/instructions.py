@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ STOP_TIMEOUT_S = 180
 
 @dataclass
 class Count:
+    """One run under callgrind: how many messages it relayed and what it cost in all."""
+
     server: str
     round_trips: int
     relayed: int
@@ -54,19 +57,20 @@ def _total(out_file: Path) -> int:
     return int(found.group(1))
 
 
-def _stop_gracefully(proc: bench.subprocess.Popen[bytes]) -> None:
+def _stop_gracefully(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM and wait: valgrind writes its counts only when the server exits by itself."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=STOP_TIMEOUT_S)
-        except bench.subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:
             bench.kill_group(proc)
     if proc in bench.LIVE:
         bench.LIVE.remove(proc)
 
 
 async def count_one(name: str, round_trips: int, work: Path) -> Count:
+    """Start ``name`` under callgrind, run the load with ``round_trips`` per pair, stop it, read the total."""
     out_file = work / f"{name}-{round_trips}.callgrind"
     bench.COMMAND_PREFIX[:] = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
     server = bench.STARTERS[name](bench.free_port(), work / f"{name}-{round_trips}.log")
