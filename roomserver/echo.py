@@ -34,7 +34,6 @@ from typing import Any
 
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from .errors import RoomServerError
 from .joinpage import MAX_SDP_CHARS, admit, ice_servers_for, read_object

@@ -303,8 +303,8 @@ class Room:
         peer that is reconnecting is dropped without error (no queue: the peer
         restarts ICE when it resumes, so old candidates are useless).
         """
-        if self.ended_at is not None:
-            raise RoomError(ErrorCode.ROOM_ENDED, "The consultation has ended.", fatal(ErrorCode.ROOM_ENDED), 410)
+        if self.ended_at is not None:  # the edge is closing every socket: nothing more to relay
+            raise RoomError(ErrorCode.ROOM_ENDED, "The consultation has ended.", status=410)
         src = self.seats.get(sender)
         if src is None:
             raise RoomError(ErrorCode.NOT_IN_ROOM, "You are not in this consultation.")

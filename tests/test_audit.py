@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from roomserver.app import create_app
 from roomserver.auditlog import apply_retention
 from tests.staff import add_staff, client, sign_in
-from tests.support import RawSocket, invite, joined
+from tests.support import RawSocket
 from tests.test_desk import open_desk
 
 DAY = 86400

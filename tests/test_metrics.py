@@ -7,7 +7,7 @@ import re
 import aiohttp
 
 from roomserver.metrics import Histogram
-from tests.support import RawSocket, create_room, invite, joined
+from tests.support import RawSocket, create_room, joined
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _SAMPLE = re.compile(rf'^({_NAME})(?:\{{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\}})? '

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from tests.staff import add_staff, client, sign_in
-from tests.support import WAIT, create_room, invite, joined
+from tests.support import WAIT, create_room, joined
 
 
 async def _next_sse(response: aiohttp.ClientResponse, name: str) -> dict[str, Any]:

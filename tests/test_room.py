@@ -486,6 +486,13 @@ def test_signal_refusals(room: Room, call: dict[str, str]) -> None:
     assert refusal(room.route_signal, c, e).code == "not_in_room"
 
 
+def test_no_signal_is_routed_in_an_ended_room(room: Room, call: dict[str, str]) -> None:
+    c, e = call["counsellor"], call["expert"]
+    room.end(c, "moderator", T0 + 5)
+    err = refusal(room.route_signal, c, e)
+    assert (err.code, err.close) == ("room_ended", None)
+
+
 def test_signal_to_reconnecting_peer_is_dropped_silently(room: Room, call: dict[str, str]) -> None:
     c, e = call["counsellor"], call["expert"]
     room.disconnected(e, T0 + 5)

@@ -17,7 +17,6 @@ Slow (each run is ~50x slower than native); loopback only, bounded like run.py.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil

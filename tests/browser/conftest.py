@@ -13,6 +13,8 @@ from typing import AsyncIterator
 
 import pytest
 
+from tests.browser.axecore import axe, axe_js  # noqa: F401 - fixtures for every browser test module
+
 CHROMIUM = os.environ.get("ROOMSERVER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -14,77 +14,22 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roomserver import i18n
+from tests.browser.desks import DEPT, add_departments, add_expert, open_desk
 from tests.staff import add_staff
 from tests.support import create_room, invite
 
-AXE_DIR = Path(__file__).resolve().parent / "axe"
-AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 WAIT_MS = 30_000
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 STAFF = i18n.STAFF_LANGUAGES
 CITIZEN = i18n.CITIZEN_LANGUAGES
 
 
-@pytest.fixture(scope="session")
-def axe_js() -> Path:
-    """axe-core's browser bundle; installed with ``npm ci`` from the lock file when missing."""
-    if not AXE_JS.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not available to install axe-core (tests/browser/axe/package.json)")
-        try:
-            done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=AXE_DIR, capture_output=True,
-                                  text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"npm ci for axe-core failed: {exc}")
-        if done.returncode != 0 or not AXE_JS.exists():
-            pytest.skip(f"npm ci for axe-core failed (no registry?): {done.stderr[-800:]}")
-    return AXE_JS
-
-
 def base(server) -> str:
     return str(server.make_url("")).rstrip("/")
-
-
-class Axe:
-    """Runs axe-core in pages and collects serious and critical violations, to report them all at once."""
-
-    def __init__(self, script: Path) -> None:
-        self.script = script
-        self.found: list[str] = []
-        self.checked: list[str] = []
-
-    async def check(self, page, where: str) -> None:
-        if not await page.evaluate("() => typeof window.axe === 'object'"):
-            await page.add_script_tag(path=str(self.script))
-        violations = await page.evaluate("""async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
-            return result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.map((n) => ({target: n.target.join(' '), html: n.html.slice(0, 160),
-                                            why: (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 300)}))}));
-        }""", WCAG_TAGS)
-        self.checked.append(where)
-        for v in violations:
-            if v["impact"] in ("serious", "critical"):
-                nodes = "\n      ".join(f"{n['target']}: {n['html']} -- {n['why']}" for n in v["nodes"][:5])
-                self.found.append(f"[{where}] {v['impact']} {v['id']}: {v['help']}\n      {nodes}")
-
-    def assert_clean(self) -> None:
-        print(f"axe-core checked {len(self.checked)} page states: {', '.join(self.checked)}")
-        assert not self.found, "axe-core found serious/critical violations:\n" + "\n".join(self.found)
-
-
-@pytest.fixture
-def axe(axe_js: Path) -> Axe:
-    return Axe(axe_js)
 
 
 async def visible(page, selector: str, timeout: int = WAIT_MS) -> None:
@@ -289,14 +234,9 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
     """
     from roomserver.participant import Participant
 
-    try:
-        from tests.browser.test_patchin_flow import DEPT, _departments, _expert, _open_desk
-    except ImportError:  # the expert call is another feature: without it that step is left out
-        DEPT = None
     staff = add_staff(services, "clara", "counsellor", display_name="Clara Beraterin")
-    if DEPT:
-        _departments(services)
-        expert = _expert(services, "erika", "Erika Expertin")
+    add_departments(services)
+    expert = add_expert(services, "erika", "Erika Expertin")
 
     # --- the counsellor: sign in, create, invite (keyboard only)
     host = await new_page("kbd-counsellor", bypass_csp=True)
@@ -394,30 +334,28 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
                                       ".some((n) => n.textContent === 'Guten Tag')", timeout=WAIT_MS)
 
         # --- the counsellor calls an expert of the foreigners' office; she accepts at her desk
-        if DEPT and await host.locator("#call-panel").count():
-            desk = await _open_desk(server, new_page, expert, "kbd-desk")
-            await host.wait_for_function(f"""() => [...document.querySelectorAll('#call-panel option')]
-                .some((o) => o.value === 'department:{DEPT}')""", timeout=WAIT_MS)
-            await tab_to(host, "#call-panel select")
-            for _ in range(20):  # arrow through the closed list to the office
-                if await host.eval_on_selector("#call-panel select", "s => s.value") == f"department:{DEPT}":
-                    break
-                await host.keyboard.press("ArrowDown")
-            assert await host.eval_on_selector("#call-panel select", "s => s.value") == f"department:{DEPT}"
-            await press(host, "#call-panel button.call-start")
-            await desk.wait_for_selector(".desk-call", timeout=WAIT_MS)
-            accept = desk.locator(".desk-call button").first
-            await desk.wait_for_function("() => document.activeElement?.classList.contains('desk-call')",
-                                         timeout=WAIT_MS)
-            await desk.keyboard.press("Tab")
-            assert await accept.evaluate("b => b === document.activeElement")
-            await desk.keyboard.press("Enter")
-            await desk.wait_for_url(re.compile(rf"/room/{room_id}$"), timeout=WAIT_MS)
-            await room_state(desk, "in-call")
-            await host.wait_for_selector("#tiles li:nth-child(4)", timeout=WAIT_MS)
-            await axe.check(host, "room-counsellor-with-call-panel/de")
-        else:
-            print("NOTE: no call panel on the room page: the expert call step was left out")
+        assert await host.locator("#call-panel").count(), "no call panel on the counsellor's room page"
+        desk = await open_desk(server, new_page, expert, "kbd-desk")
+        await host.wait_for_function(f"""() => [...document.querySelectorAll('#call-panel option')]
+            .some((o) => o.value === 'department:{DEPT}')""", timeout=WAIT_MS)
+        await tab_to(host, "#call-panel select")
+        for _ in range(20):  # arrow through the closed list to the office
+            if await host.eval_on_selector("#call-panel select", "s => s.value") == f"department:{DEPT}":
+                break
+            await host.keyboard.press("ArrowDown")
+        assert await host.eval_on_selector("#call-panel select", "s => s.value") == f"department:{DEPT}"
+        await press(host, "#call-panel button.call-start")
+        await desk.wait_for_selector(".desk-call", timeout=WAIT_MS)
+        accept = desk.locator(".desk-call button").first
+        await desk.wait_for_function("() => document.activeElement?.classList.contains('desk-call')",
+                                     timeout=WAIT_MS)
+        await desk.keyboard.press("Tab")
+        assert await accept.evaluate("b => b === document.activeElement")
+        await desk.keyboard.press("Enter")
+        await desk.wait_for_url(re.compile(rf"/room/{room_id}$"), timeout=WAIT_MS)
+        await room_state(desk, "in-call")
+        await host.wait_for_selector("#tiles li:nth-child(4)", timeout=WAIT_MS)
+        await axe.check(host, "room-counsellor-with-call-panel/de")
 
         # --- the citizen leaves; the counsellor ends (confirmation dialog by keyboard)
         await press(guest, "#ctl-leave")

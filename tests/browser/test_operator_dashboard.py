@@ -8,7 +8,6 @@ import aiohttp
 
 from roomserver.participant import Participant
 from tests.staff import add_staff
-from tests.browser.test_accessibility import axe, axe_js  # noqa: F401 - the axe-core fixtures
 from tests.support import create_room, invite
 
 TIMEOUT = 20000  # ms

@@ -12,44 +12,12 @@ from __future__ import annotations
 import re
 from contextlib import AsyncExitStack
 
-from roomserver.demo import DEPARTMENTS
 from roomserver.desk import DESKS_KEY
 from roomserver.participant import Participant
-from tests.browser.test_room_view import WAIT_MS, base_url, self_id, wait_js, wait_state, wait_video
+from tests.browser.desks import DEPT, add_departments, add_expert, open_desk, sign_in
+from tests.browser.pages import WAIT_MS, self_id, wait_js, wait_state, wait_video
 from tests.staff import add_staff
 from tests.support import invite
-
-DEPT = "auslaenderbehoerde"
-
-# Records the browser notifications a page raises (the desk's notification is part of the alert).
-NOTIFICATION_SPY = """
-(() => {
-  const Real = window.Notification;
-  window.__notifications = [];
-  if (!Real) return;
-  class Spy extends Real {
-    constructor(title, options = {}) {
-      super(title, options);
-      window.__notifications.push({ title, body: options.body || "" });
-    }
-  }
-  Object.defineProperty(Spy, "permission", { get: () => Real.permission });
-  Spy.requestPermission = (...args) => Real.requestPermission(...args);
-  window.Notification = Spy;
-})();
-"""
-
-
-def _departments(services) -> None:
-    for dept_id, name, kind in DEPARTMENTS:
-        if services.store.directory.department(dept_id) is None:
-            services.store.directory.add_department(dept_id, name, kind, services.now())
-
-
-def _expert(services, username: str, name: str):
-    staff = add_staff(services, username, "expert", display_name=name)
-    services.store.conn.execute("UPDATE accounts SET department_id = ? WHERE id = ?", (DEPT, staff.id))
-    return staff
 
 
 def _page_log(page) -> str:
@@ -60,27 +28,9 @@ def _csp_errors(page) -> list[str]:
     return [m for m in page.console_log if "Content Security Policy" in m or m.startswith("pageerror")]
 
 
-async def _sign_in(server, page, staff, path: str) -> None:
-    await page.goto(f"{base_url(server)}{path}")
-    assert re.search(r"/signin\?next=", page.url), page.url  # anonymous: sent to the form
-    await page.get_by_label("Benutzername").fill(staff.username)
-    await page.get_by_label("Passwort").fill(staff.password)
-    await page.get_by_role("button", name="Anmelden").click()
-    await page.wait_for_url(re.compile(re.escape(path) + "$"), timeout=WAIT_MS)
-
-
-async def _open_desk(server, new_page, staff, label: str):
-    page = await new_page(label)
-    await page.context.grant_permissions(["notifications"], origin=base_url(server))
-    await page.add_init_script(NOTIFICATION_SPY)
-    await _sign_in(server, page, staff, "/desk")
-    await wait_js(page, "() => document.body.dataset.connection === 'connected'", what="desk connected")
-    return page
-
-
 async def _counsellor_in_room(server, new_page, staff, title: str):
     page = await new_page("counsellor")
-    await _sign_in(server, page, staff, "/console")
+    await sign_in(server, page, staff, "/console")
     await page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
     await page.get_by_label("Titel").fill(title)
     await page.locator("#create-waiting").uncheck()
@@ -96,10 +46,10 @@ async def _counsellor_in_room(server, new_page, staff, title: str):
 
 async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, http, api_headers, services,
                                                                        new_page, artifacts):
-    _departments(services)
+    add_departments(services)
     counsellor_staff = add_staff(services, "clara", "counsellor", display_name="Clara Beraterin")
-    erika = _expert(services, "erika", "Erika Expertin")
-    emil = _expert(services, "emil", "Emil Experte")
+    erika = add_expert(services, "erika", "Erika Expertin")
+    emil = add_expert(services, "emil", "Emil Experte")
 
     async with AsyncExitStack() as stack:
         counsellor, room = await _counsellor_in_room(server, new_page, counsellor_staff, "Beratung Aufenthalt")
@@ -124,8 +74,8 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
         await missed.get_by_role("button", name="Rückruf erbitten").click()
         await missed.get_by_text("Die Rückrufbitte ist bei Ausländerbehörde hinterlegt.").wait_for(timeout=WAIT_MS)
 
-        desk_a = await _open_desk(server, new_page, erika, "desk-erika")
-        desk_b = await _open_desk(server, new_page, emil, "desk-emil")
+        desk_a = await open_desk(server, new_page, erika, "desk-erika")
+        desk_b = await open_desk(server, new_page, emil, "desk-emil")
         assert "Ausländerbehörde" in await desk_a.locator(".desk-me").inner_text()
         callback = desk_b.locator(".desk-callback")
         await callback.wait_for(timeout=WAIT_MS)
@@ -211,9 +161,9 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
 
 
 async def test_desk_availability_buttons_and_reconnect_indicator(server, services, new_page):
-    _departments(services)
-    erika = _expert(services, "erika", "Erika Expertin")
-    page = await _open_desk(server, new_page, erika, "desk-availability")
+    add_departments(services)
+    erika = add_expert(services, "erika", "Erika Expertin")
+    page = await open_desk(server, new_page, erika, "desk-availability")
     desks = server.app[DESKS_KEY]
 
     available = page.get_by_role("button", name="Verfügbar")

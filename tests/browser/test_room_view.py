@@ -19,13 +19,8 @@ import pytest
 
 from roomserver.participant import Participant
 from roomserver.signalling import SIGNALLING_KEY
+from tests.browser.pages import WAIT_MS, base_url, self_id, video_of, wait_js, wait_state, wait_video
 from tests.support import create_room, invite
-
-WAIT_MS = 30_000  # every wait in the page is bounded by this
-
-
-def base_url(server) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def by_fragment(new_page, server, label: str, room: str, token: str):
@@ -44,49 +39,6 @@ async def by_storage(new_page, server, label: str, room: str, token: str, name: 
     await page.evaluate("(e) => sessionStorage.setItem('roomserver.join', e)", json.dumps(entry))
     await page.goto(f"{base_url(server)}/room/{room}")
     return page
-
-
-async def wait_js(page, expression: str, arg: Any = None, what: str = "condition") -> Any:
-    """``page.wait_for_function`` with the page's console in the failure message."""
-    try:
-        handle = await page.wait_for_function(expression, arg=arg, timeout=WAIT_MS, polling=250)
-    except Exception as exc:  # noqa: BLE001 - re-raised with context
-        state = await page.evaluate("() => document.body.dataset.roomState")
-        log = "\n".join(page.console_log[-40:])
-        raise AssertionError(f"timed out waiting for {what} (room state {state}):\n{log}") from exc
-    return await handle.json_value()
-
-
-async def wait_state(page, state: str) -> None:
-    await wait_js(page, "(s) => document.body.dataset.roomState === s", state, f"state {state}")
-
-
-async def self_id(page) -> str:
-    return await wait_js(page, "() => window.roomserverDebug && window.roomserverDebug.selfId", what="seat id")
-
-
-async def wait_video(page, peer: str, more_than: int = 0, generation: int | None = None) -> dict[str, Any]:
-    """Until the connection to ``peer`` is connected and has decoded more than ``more_than`` video frames.
-
-    Polls with ``page.evaluate``, which awaits the stats (``wait_for_function`` would take the
-    async predicate's Promise as true at once), and returns the reading that met the condition.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_MS / 1000
-    info = None
-    while loop.time() < deadline:
-        info = await video_of(page, peer)
-        if (info and info["state"] == "connected" and info["framesDecoded"] > more_than
-                and (generation is None or info["generation"] >= generation)):
-            return info
-        await asyncio.sleep(0.25)
-    state = await page.evaluate("() => document.body.dataset.roomState")
-    log = "\n".join(page.console_log[-40:])
-    raise AssertionError(f"timed out waiting for video from {peer} (last {info}, room state {state}):\n{log}")
-
-
-async def video_of(page, peer: str) -> dict[str, Any]:
-    return (await page.evaluate("() => window.roomserverDebug.inboundVideo()"))[peer]
 
 
 async def chat(page, text: str) -> None:
