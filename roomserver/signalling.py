@@ -51,14 +51,13 @@ _LEFT_REASON = {"seat.leave": "left", "seat.timeout": "timeout", "seat.deny": "d
 class Conn:
     """One participant socket, and the seat it is bound to once joined."""
 
-    __slots__ = ("ws", "transport", "number", "room_id", "seat_id", "room", "peers", "prefix", "bucket", "credit",
-                 "heard", "pinged")
+    __slots__ = ("ws", "transport", "number", "seat_id", "room", "peers", "prefix", "bucket", "credit", "heard",
+                 "pinged")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, bucket: TokenBucket) -> None:
         self.ws = ws
         self.transport = transport
         self.number: int | None = None
-        self.room_id: str | None = None
         self.seat_id: str | None = None
         # Set on join, for the relay: the live room, its seat-to-socket map, our frame prefix.
         self.room: Room | None = None
@@ -68,6 +67,10 @@ class Conn:
         self.credit = 0  # messages the bucket already granted (see TokenBucket.take_all)
         self.heard = time.monotonic()  # when the socket opened, then its last pong (see heartbeat())
         self.pinged: float | None = None  # when the heartbeat last pinged it
+
+    @property
+    def room_id(self) -> str | None:
+        return self.room.id if self.room is not None else None
 
 
 class Signalling:
@@ -519,7 +522,7 @@ class Signalling:
         seat = outcome.seat
         assert seat is not None
         await self.deliver(room, outcome)
-        conn.room_id, conn.seat_id, conn.number = room.id, seat.id, seat.conn
+        conn.seat_id, conn.number = seat.id, seat.conn
         self.hub.bind(room.id, seat.id, conn)
         conn.room, conn.peers, conn.prefix = room, self.hub.connections(room.id), sender_prefix(seat.id)
         self.hub.remember_secret(seat.secret, room.id)

@@ -41,6 +41,21 @@ async def by_storage(new_page, server, label: str, room: str, token: str, name: 
     return page
 
 
+async def counsellor_and_citizen_in_call(server, http, api_headers, new_page):
+    """A room without waiting room; the counsellor by link, the citizen as the join page sends her; both in the call.
+
+    Returns the room id, the citizen's token and the two pages.
+    """
+    room = await create_room(http, api_headers)
+    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
+    citizen_token = (await invite(http, api_headers, room, "citizen", "Ayşe"))["token"]
+    counsellor = await by_fragment(new_page, server, "counsellor", room, counsellor_token)
+    citizen = await by_storage(new_page, server, "citizen", room, citizen_token)
+    await wait_state(counsellor, "in-call")
+    await wait_state(citizen, "in-call")
+    return room, citizen_token, counsellor, citizen
+
+
 async def chat(page, text: str) -> None:
     await page.get_by_label("Nachricht", exact=True).fill(text)
     await page.get_by_role("button", name="Senden").click()
@@ -191,13 +206,7 @@ async def test_room_waiting_admit(server, http, api_headers, new_page):
 
 
 async def test_room_reconnect(server, http, api_headers, new_page):
-    room = await create_room(http, api_headers)
-    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
-    citizen_token = (await invite(http, api_headers, room, "citizen", "Ayşe"))["token"]
-    counsellor = await by_fragment(new_page, server, "counsellor", room, counsellor_token)
-    citizen = await by_storage(new_page, server, "citizen", room, citizen_token)
-    await wait_state(counsellor, "in-call")
-    await wait_state(citizen, "in-call")
+    _, _, counsellor, citizen = await counsellor_and_citizen_in_call(server, http, api_headers, new_page)
     c_id, z_id = await self_id(counsellor), await self_id(citizen)
     await wait_video(counsellor, z_id)
     await wait_video(citizen, c_id)
@@ -231,13 +240,7 @@ async def test_room_reconnect(server, http, api_headers, new_page):
 
 
 async def test_room_end(server, http, api_headers, new_page):
-    room = await create_room(http, api_headers)
-    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
-    citizen_token = (await invite(http, api_headers, room, "citizen", "Ayşe"))["token"]
-    counsellor = await by_fragment(new_page, server, "counsellor", room, counsellor_token)
-    citizen = await by_storage(new_page, server, "citizen", room, citizen_token)
-    await wait_state(counsellor, "in-call")
-    await wait_state(citizen, "in-call")
+    room, citizen_token, counsellor, citizen = await counsellor_and_citizen_in_call(server, http, api_headers, new_page)
     await wait_video(counsellor, await self_id(citizen))
 
     await counsellor.get_by_role("button", name="Beratung beenden").click()
