@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from roomserver.protocol import CloseCode
@@ -224,6 +226,28 @@ async def test_oversize_and_flood_get_errors_and_the_socket_stays(server_factory
             codes.add(msg["type"] if msg["type"] != "error" else msg["code"])
         assert "rate_limited" in codes and "pong" in codes
         assert not sock.ws.closed
+
+
+async def test_a_sustained_flood_is_closed_with_4429(server_factory, api_headers):
+    """Over the rate for the bucket's patience (5 s): an error that says so, then close code 4429."""
+    srv, _ = await server_factory(ROOMSERVER_SIGNALLING_RATE_PER_SECOND="5",
+                                  ROOMSERVER_SIGNALLING_RATE_BURST="5")
+    async with srv_client(srv) as http:
+        room = await create_room(http, api_headers)
+        sock, _ = await joined(http, api_headers, room, "expert")
+        reader = asyncio.create_task(sock.closed(timeout=30))
+        for i in range(2000):  # 100 a second, 20 s at most; the server gives up after about 5 s
+            if reader.done():
+                break
+            try:
+                await sock.send({"type": "ping", "id": i})
+            except (ConnectionError, RuntimeError):
+                break
+            await asyncio.sleep(0.01)
+        assert await reader == CloseCode.RATE_LIMITED
+        errors = [m for m in sock.seen if m["type"] == "error"]
+        assert {e["code"] for e in errors} == {"rate_limited"}
+        assert errors[-1]["message"] == "Too many messages; closing."
 
 
 async def test_state_is_broadcast_and_stats_are_not_relayed(http, api_headers, server):
