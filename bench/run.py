@@ -1,4 +1,4 @@
-"""``./run bench NAME [args]``: run one benchmark of bench/ (signalling, patchin)."""
+"""``./run bench NAME [args]``: run one benchmark of bench/ (signalling, patchin, network)."""
 
 from __future__ import annotations
 

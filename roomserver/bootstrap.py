@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from . import demo
 from .config import Settings, parse_api_keys
+from .domain import demo
 from .keys import KeySet
-from .store import Store
+from .store import Tx, open_store
 
 
 @dataclass
@@ -45,10 +46,11 @@ def prepare(settings: Settings, now: int) -> FirstStart:
                 fh.write(f"appointments:{key}\n")
             out.api_key, out.api_key_path = key, path
         settings.api_keys = parse_api_keys(path.read_text(encoding="utf-8"), str(path))
-    store = Store.open(settings.store_path, synchronous=settings.store.synchronous)
+    store = open_store(settings.store_url, settings.store_path, synchronous=settings.store.synchronous,
+                       pool_size=1)
     try:
-        if settings.demo.seed_on_first_start and store.is_empty():
-            out.demo_logins = demo.seed(store, now)
+        if settings.demo.seed_on_first_start and store.blocking.read(Tx.is_empty):
+            out.demo_logins = store.blocking.write(partial(demo.seed, now=now))
     finally:
         store.close()
     return out

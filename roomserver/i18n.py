@@ -18,6 +18,9 @@ DEFAULT = "de"
 STAFF_LANGUAGES = ("de", "en")
 CITIZEN_LANGUAGES = ("de", "en", "tr", "ar", "uk", "ru", "fa")
 RTL = frozenset({"ar", "fa"})
+# Persian digits for Farsi, as the browser's Intl writes numbers for "fa" (for "ar" it writes Latin
+# digits, like the Arabic catalog): numbers from the page and from scripts look the same.
+DIGITS = {"fa": "۰۱۲۳۴۵۶۷۸۹"}
 NAMES = {"de": "Deutsch", "en": "English", "tr": "Türkçe", "ar": "العربية", "uk": "Українська",
          "ru": "Русский", "fa": "فارسی"}
 
@@ -34,10 +37,22 @@ def available() -> list[str]:
     return sorted(p.stem for p in CATALOG_DIR.glob("*.json"))
 
 
+def number(lang: str, value: int) -> str:
+    """A whole number in the digits the language's readers use (as the browser's Intl does)."""
+    text = str(value)
+    digits = DIGITS.get(lang)
+    return text.translate(str.maketrans("0123456789", digits)) if digits else text
+
+
 def translate(lang: str, key: str, **values: object) -> str:
-    """The text for ``key`` in ``lang``, else German, else the key itself (never shown: tests catch it)."""
+    """The text for ``key`` in ``lang``, else German, else the key itself (never shown: tests catch it).
+
+    Whole numbers among the values are written in the language's digits.
+    """
     text = catalog(lang).get(key) or catalog(DEFAULT).get(key) or key
     if values:
+        values = {k: number(lang, v) if isinstance(v, int) and not isinstance(v, bool) else v
+                  for k, v in values.items()}
         try:
             text = text.format(**values)
         except (KeyError, IndexError, ValueError):

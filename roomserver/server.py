@@ -13,22 +13,30 @@ import logging
 import signal
 import sys
 
-from aiohttp import web
 
+from . import logs
 from .app import create_app
 from .bootstrap import FirstStart
 from .config import Settings
+from .connections import GuardedRunner, GuardedSite
 from .keys import KeySet, KeySetError
 from .services import Services, build_services
+from .tls import server_context
 
 log = logging.getLogger("roomserver")
 
+# Appointments start on the hour: a burst of sockets must wait in the kernel's queue, not be
+# dropped (aiohttp's default of 128 lets a dropped connection cost its browser a 1 s retry;
+# the kernel caps this at net.core.somaxconn).
+LISTEN_BACKLOG = 1024
+
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(level, sys.stderr)  # every value escaped: a client cannot write a line of its own
     # aiohttp's default access log carries the client address; ours does not.
     logging.getLogger("aiohttp.access").setLevel(level)
+    # The PostgreSQL pool repeats every failed reconnect over several lines; the store says it once.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 async def _watch_keys(services: Services, interval: float = 5.0) -> None:
@@ -61,17 +69,27 @@ def banner(settings: Settings, first: FirstStart, port: int) -> str:
         lines.append("  Demo-Anmeldungen / demo sign-ins (shown only now, write them down):")
         lines += [f"    {d.role:12} {d.username:10} {d.password}" for d in first.demo_logins]
     elif not first.api_key:
-        lines.append("  sign-ins: as before (new demo passwords: roomserver seed-demo --reset-passwords)")
+        lines.append("  sign-ins: as before (new demo passwords: ./run roomserver seed-demo --reset-passwords)")
+    unset = settings.privacy.placeholders()
+    if unset:
+        lines.append("  ACHTUNG / NOTE: the citizens' data notice shows example details; set [privacy] "
+                     + ", ".join(unset))
     return "\n".join(lines)
 
 
 async def _run(settings: Settings, first: FirstStart) -> None:
     services = build_services(settings)
     app = create_app(services)
-    runner = web.AppRunner(app, handle_signals=False,
-                           shutdown_timeout=5)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_address=True)
+    runner = GuardedRunner(app, handle_signals=False, shutdown_timeout=5)
+    try:
+        await runner.setup()
+    except ConnectionError as exc:  # Redis (cluster mode) unreachable at start: one line, exit 2
+        services.close()
+        raise StartupError(str(exc)) from None
+    tls = server_context(settings.server.tls_cert_file, settings.server.tls_key_file) \
+        if settings.server.tls_cert_file else None
+    site = GuardedSite(runner, settings.server.host, settings.server.port, ssl_context=tls, reuse_address=True,
+                       backlog=LISTEN_BACKLOG)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.server.port
     # What start-up built (app, routes, templates, imported modules) lives as long as the
@@ -94,6 +112,10 @@ async def _run(settings: Settings, first: FirstStart) -> None:
         services.close()
 
 
+class StartupError(Exception):
+    """Something the settings name cannot be used at start (e.g. Redis unreachable); one line says what."""
+
+
 def serve(settings: Settings, first: FirstStart) -> int:
     setup_logging(settings.server.log_level)
     try:
@@ -105,6 +127,9 @@ def serve(settings: Settings, first: FirstStart) -> int:
             uvloop.run(_run(settings, first))
         else:
             asyncio.run(_run(settings, first))
+    except StartupError as exc:
+        print(f"roomserver: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"roomserver: cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror}",
               file=sys.stderr)

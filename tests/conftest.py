@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import pytest
@@ -19,10 +19,63 @@ from aiohttp.test_utils import TestServer
 from roomserver import bootstrap, config
 from roomserver.app import create_app
 from roomserver.services import Services, build_services
+from tests.support import RoomServerTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("ROOMSERVER_ARTIFACTS", ROOT / "artifacts"))
 TEST_API_KEY = "rsk_test_" + "k" * 32
+
+
+# The store every in-process test server uses: "sqlite" (default) or "postgresql" (each test gets a
+# database of its own; see tests/pg.py). ./run test runs the suite once with each.
+TEST_STORE = os.environ.get("ROOMSERVER_TEST_STORE", "sqlite")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"roomserver store for in-process servers: {TEST_STORE}"
+
+
+# ``./run test`` runs the suite twice. Its second (PostgreSQL) pass leaves out what the store
+# choice cannot change, so that CI stays within its time; a pass of its own
+# (``ROOMSERVER_TEST_STORE=postgresql ./run test``) runs everything.
+SAME_IN_BOTH_PASSES = {
+    "tests/core": "pure rules: no store at all",
+    "tests/domain": "pure rules: no store at all",
+    "tests/cluster": "always on PostgreSQL and Redis of their own, whatever the pass",
+    "tests/ops/test_outbox_restart.py": "runs each engine itself",
+    "tests/ops/test_figures.py": "pure rules: no store at all",
+    "tests/ops/test_periods.py": "pure rules: no store at all",
+    "tests/test_cli.py": "the command line on the embedded default, in processes of its own",
+    "tests/test_lint.py": "reads the source only",
+    "tests/test_translations.py": "reads the catalogs only",
+    # Browser tests whose subject is the page's layout, accessibility, the network or the media:
+    # their servers are the same as in the API and socket tests, which do run on PostgreSQL, as do
+    # the browser flows that write to the store (join, console, patch-in, e-mail, sign-in, admin,
+    # consent, reports, operator dashboard).
+    "tests/browser/test_accessibility.py": "pages' accessibility",
+    "tests/browser/test_cross_browser.py": "Firefox and Chromium media",
+    "tests/browser/test_https.py": "TLS and nginx in front",
+    "tests/browser/test_networks.py": "restrictive networks and TURN",
+    "tests/browser/test_poor_connection.py": "bitrate steps on a poor link",
+    "tests/browser/test_room_layout.py": "the room's geometry",
+    "tests/browser/test_room_view.py": "the room's view",
+    "tests/browser/test_room_walkthrough.py": "the room's view",
+    "tests/browser/test_unsupported_browser.py": "browsers without WebRTC",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("ROOMSERVER_TEST_PASS") != "second":
+        return
+    kept, left = [], []
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        (left if any(path == k or path.startswith(k + "/") for k in SAME_IN_BOTH_PASSES) else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+        print(f"\nsecond pass: {len(left)} tests the store cannot change ran in the first pass "
+              f"(tests/conftest.py SAME_IN_BOTH_PASSES)")
 
 
 def make_settings(data_dir: Path, **env: str) -> config.Settings:
@@ -35,8 +88,29 @@ def make_settings(data_dir: Path, **env: str) -> config.Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> config.Settings:
-    s = make_settings(tmp_path / "data")
+def store_url() -> Iterator[Callable[[], str]]:
+    """``store_url()``: the store URL for one more test server ("" = SQLite; else a fresh PostgreSQL database)."""
+    made: list[str] = []
+
+    def make() -> str:
+        if TEST_STORE != "postgresql":
+            return ""
+        from tests import pg
+        if pg.unavailable():
+            pytest.fail(f"ROOMSERVER_TEST_STORE=postgresql but {pg.unavailable()}")
+        made.append(pg.new_database())
+        return made[-1]
+
+    yield make
+    if made:
+        from tests import pg
+        for url in made:
+            pg.drop_database(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_url: Callable[[], str]) -> config.Settings:
+    s = make_settings(tmp_path / "data", ROOMSERVER_STORE_URL=store_url())
     bootstrap.prepare(s, 0)
     return s
 
@@ -51,7 +125,7 @@ def services(settings: config.Settings) -> Iterator[Services]:
 @pytest.fixture
 async def server(services: Services) -> AsyncIterator[TestServer]:
     """The real application on a free loopback port."""
-    srv = TestServer(create_app(services), host="127.0.0.1", port=0)
+    srv = RoomServerTestServer(create_app(services), host="127.0.0.1", port=0)
     await srv.start_server()
     services.settings.server.public_url = str(srv.make_url("")).rstrip("/")
     yield srv
@@ -59,15 +133,16 @@ async def server(services: Services) -> AsyncIterator[TestServer]:
 
 
 @pytest.fixture
-async def server_factory(tmp_path: Path) -> AsyncIterator:
+async def server_factory(tmp_path: Path, store_url: Callable[[], str]) -> AsyncIterator:
     """Start extra real servers with their own settings: ``await server_factory(ROOMSERVER_...="...")``."""
     started: list[tuple[TestServer, Services]] = []
 
     async def start(**env: str) -> tuple[TestServer, Services]:
+        env.setdefault("ROOMSERVER_STORE_URL", store_url())
         s = make_settings(tmp_path / f"data{len(started)}", **env)
         bootstrap.prepare(s, 0)
         svc = build_services(s)
-        srv = TestServer(create_app(svc), host="127.0.0.1", port=0)
+        srv = RoomServerTestServer(create_app(svc), host="127.0.0.1", port=0)
         await srv.start_server()
         s.server.public_url = str(srv.make_url("")).rstrip("/")
         started.append((srv, svc))
@@ -104,8 +179,9 @@ def artifacts() -> Path:
 LOGGED_NAMES = ("Ayşe", "Frau Weber", "Herr Kaya", "Olena", "Erik Experte", "Expertin")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_SHORT_CODE = re.compile(r"\b[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}\b")  # a short link's code
 _SERVER_LOGGERS = ("roomserver", "aiohttp")
-_CLIENT_LOGGERS = ("roomserver.participant",)  # the Python participant is a client, not the server
+_CLIENT_LOGGERS = ("roomserver.peer.participant",)  # the Python participant is a client, not the server
 
 
 class _RunLog(logging.Handler):
@@ -135,9 +211,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def leaks(lines: list[str]) -> list[str]:
-    """Log lines that carry a token, an IPv4 address or a test participant's name."""
+    """Log lines that carry a token, a short link's code, an IPv4 address or a test participant's name."""
     return [line for line in lines
-            if _JWT.search(line) or _IPV4.search(line) or any(name in line for name in LOGGED_NAMES)]
+            if _JWT.search(line) or _SHORT_CODE.search(line) or _IPV4.search(line)
+            or any(name in line for name in LOGGED_NAMES)]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

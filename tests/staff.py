@@ -9,7 +9,7 @@ from http.cookies import SimpleCookie
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from roomserver.auth import hash_password
+from roomserver.domain.auth import hash_password
 from roomserver.services import Services
 
 PASSWORD = "richtig-Pferd-Batterie-42"
@@ -28,7 +28,7 @@ class Staff:
 
 def add_staff(services: Services, username: str, role: str, *, display_name: str | None = None,
               password: str = PASSWORD) -> Staff:
-    account = services.store.directory.add_account(
+    account = services.store.blocking.directory.add_account(
         username=username, display_name=display_name or f"{username.title()} ({role})", role=role,
         department_id=None, password_hash=hash_password(password), now=services.now())
     return Staff(account.id, username, account.display_name, role, password)

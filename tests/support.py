@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import socket
+from typing import Any, Callable
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 
 WAIT = 10.0  # every wait in a test is bounded by this many seconds
+
+
+async def until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
+    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def sql(services: Any, query: str, *args: Any) -> list[dict[str, Any]]:
+    """Run one SQL statement on the test server's store (either engine); the rows as dicts."""
+    def unit(tx: Any) -> list[dict[str, Any]]:
+        cursor = tx.sql.execute(query, args)
+        return [dict(row) for row in cursor.fetchall()] if cursor.description else []
+    return services.store.blocking.write(unit)
 
 
 async def create_room(http: aiohttp.ClientSession, headers: dict[str, str], **fields: Any) -> str:
@@ -45,7 +65,13 @@ class RawSocket:
 
     async def next(self, timeout: float = WAIT) -> dict[str, Any] | None:
         """The next JSON message, or None when the socket closed (``close_code`` then says how)."""
-        msg = await asyncio.wait_for(self.ws.receive(), timeout)
+        try:
+            msg = await asyncio.wait_for(self.ws.receive(), timeout)
+        except aiohttp.ClientConnectionResetError:
+            # The server's close frame arrived and the connection went before our reply to it could
+            # be written (aiohttp answers a close by itself): closed all the same, with the server's code.
+            self.close_code = self.ws.close_code
+            return None
         if msg.type == aiohttp.WSMsgType.TEXT:
             data = msg.json()
             self.seen.append(data)
@@ -91,3 +117,41 @@ async def joined(http: aiohttp.ClientSession, headers: dict[str, str], room: str
     welcome = await sock.join((await invite(http, headers, room, role, name))["token"])
     assert welcome["type"] == "welcome", welcome
     return sock, welcome
+
+
+def database_text(services: Any) -> str:
+    """Every row of every table of the test server's store, as text (to prove what is NOT stored)."""
+    if services.store.dialect == "sqlite":
+        tables = [r["name"] for r in sql(services, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    else:
+        tables = [r["name"] for r in sql(services, "SELECT table_name AS name FROM information_schema.tables"
+                                                   " WHERE table_schema = 'public'")]
+    return "\n".join(f"{table}: {row}" for table in tables for row in sql(services, f"SELECT * FROM {table}"))
+
+
+class RoomServerTestServer(TestServer):
+    """aiohttp's TestServer running the app as ``roomserver serve`` does: guarded connections (timeouts,
+    per-client cap, JSON error answers) and, given ``ssl=``, TLS handshakes bounded by the idle timeout."""
+
+    async def _make_runner(self, **kwargs: Any) -> Any:
+        from roomserver.connections import GuardedRunner
+        return GuardedRunner(self.app, **kwargs)
+
+    async def start_server(self, loop: Any = None, **kwargs: Any) -> None:
+        """aiohttp's ``start_server`` with a ``GuardedSockSite`` (TLS handshakes bounded like production)."""
+        from yarl import URL
+
+        from roomserver.connections import GuardedSockSite
+        if self.runner:
+            return
+        self._loop = loop
+        self._ssl = kwargs.pop("ssl", None)
+        self.runner = await self._make_runner(handler_cancellation=True, **kwargs)
+        await self.runner.setup()
+        sock = self.socket_factory(self.host, self.port or 0, socket.AF_INET)
+        site = GuardedSockSite(self.runner, sock, ssl_context=self._ssl)
+        await site.start()
+        self.host, self.port = sock.getsockname()[:2]
+        if not self.scheme:
+            self.scheme = "https" if self._ssl else "http"
+        self._root = URL(f"{self.scheme}://{self.host}:{self.port}")

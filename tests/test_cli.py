@@ -7,6 +7,7 @@ checked in the SQLite file, the key set and over HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -22,16 +23,17 @@ from typing import Iterator
 import pytest
 
 from roomserver import config
-from roomserver.auth import LocalPasswordProvider
-from roomserver.demo import ACCOUNTS, DEPARTMENTS
-from roomserver.errors import RoomServerError, TokenError
+from roomserver.core.errors import RoomServerError, TokenError
+from roomserver.core.roles import Role
+from roomserver.core.tokens import TokenCodec, check_admission
+from roomserver.domain.auth import LocalPasswordProvider
+from roomserver.domain.demo import ACCOUNTS, DEPARTMENTS
 from roomserver.keys import KeySet
-from roomserver.roles import Role
 from roomserver.store import Store
-from roomserver.tokens import TokenCodec, check_admission
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["serve", "check-config", "create-room", "invite", "end-room", "keys", "seed-demo"]
+COMMANDS = ["serve", "check-config", "create-room", "invite", "end-room", "keys", "seed-demo", "i18n-stale",
+            "i18n-stamp"]
 PASSWORD_LINE = re.compile(r"^\s+(\w+)\s+([\w-]+)\s+(\w{4}-\w{4}-\w{4}-\w{4})$", re.MULTILINE)
 JOIN_LINK = re.compile(r"^http://127\.0\.0\.1:8080/join/(r_[\w-]+)#([\w-]+\.[\w-]+\.[\w-]+)$")
 WAIT = 30.0  # seconds; the bound on every wait for a server process
@@ -80,7 +82,7 @@ def codec_for(data_dir: Path) -> TokenCodec:
 
 
 def open_store(data_dir: Path) -> Store:
-    return Store.open(data_dir / "roomserver.sqlite3")
+    return Store.open_sqlite(data_dir / "roomserver.sqlite3")
 
 
 def logins(output: str) -> dict[str, str]:
@@ -134,6 +136,19 @@ def test_check_config_summarises_and_writes_nothing(data_dir: Path, tmp_path: Pa
 
 def test_check_config_refuses_a_bad_setting(data_dir: Path) -> None:
     fails(run(data_dir, "check-config", ROOMSERVER_ROOMS_MAX_PARTICIPANTS="12"), 2, "max_participants")
+    fails(run(data_dir, "check-config", ROOMSERVER_PRIVACY_RECORDS_RETENTION_DAYS="0"), 2, "records_retention_days")
+
+
+def test_check_config_names_the_data_notice_details_still_to_set(data_dir: Path) -> None:
+    """The shipped controller and officer are examples: the summary says which are still unset."""
+    out = ok(data_dir, "check-config")
+    assert ("data notice: records kept 90 days, audit 90 days; EXAMPLE details still in [privacy] controller_name, "
+            "controller_address, controller_contact, dpo_name, dpo_contact, authority") in out
+    configured = {f"ROOMSERVER_PRIVACY_{key.upper()}": "Kreis Beispielstadt" for key in
+                  ("controller_name", "controller_address", "controller_contact", "dpo_name", "dpo_contact",
+                   "authority")}
+    out = ok(data_dir, "check-config", ROOMSERVER_PRIVACY_RECORDS_RETENTION_DAYS="30", **configured)
+    assert "data notice: records kept 30 days, audit 90 days; controller and DPO set" in out
 
 
 # --- rooms and invites --------------------------------------------------------------
@@ -148,11 +163,11 @@ def test_create_room_puts_it_in_the_database(data_dir: Path) -> None:
     assert room["scheduled_start"] == "2099-11-25T09:30:00+00:00"
     store = open_store(data_dir)
     try:
-        row = store.rooms.get(room["id"])
+        row = store.blocking.rooms.get(room["id"])
         assert row is not None
         assert (row.title, row.waiting_room, row.max_participants, row.state) == ("Beratung 10:30", False, 4, "open")
         assert row.scheduled_end - row.scheduled_start == 60 * 60  # the default duration
-        assert [e.action for e in store.audit.query(room_id=room["id"])] == ["room.created"]
+        assert [e.action for e in store.blocking.audit.query(room_id=room["id"])] == ["room.created"]
     finally:
         store.close()
     plain = ok(data_dir, "create-room", "--title", "Zweite Beratung")
@@ -178,12 +193,23 @@ def test_invite_prints_a_join_link_whose_token_the_server_accepts(data_dir: Path
     assert claims.jti in result.stderr  # the id to revoke it by
     store = open_store(data_dir)
     try:
-        record = store.tokens.get(claims.jti)
+        record = store.blocking.tokens.get(claims.jti)
         assert record is not None and record.room_id == room and not record.single_use
-        assert store.tokens.label(claims.jti) == "Frau X"
+        assert store.blocking.tokens.label(claims.jti) == "Frau X"
         check_admission(claims, room_id=room, record=record, room_state="open", occupancy=0, capacity=6)
     finally:
         store.close()
+
+
+def test_invite_names_the_address_the_server_really_runs_on(data_dir: Path) -> None:
+    """``serve --port 9000`` and a link printed with the config's 8080 sent citizens nowhere."""
+    room = create_room(data_dir)["id"]
+    plain = run(data_dir, "invite", room, "--role", "citizen", "--name", "Frau X")
+    assert "--base-url" in plain.stderr  # says how, when the config names no public_url
+    result = run(data_dir, "invite", room, "--role", "citizen", "--name", "Frau X",
+                 "--base-url", "https://beratung.example.org/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"https://beratung.example.org/join/{room}#")
 
 
 def test_invite_as_json_for_an_expert_is_single_use(data_dir: Path) -> None:
@@ -207,8 +233,8 @@ def test_end_room_ends_it_and_withdraws_its_tokens(data_dir: Path) -> None:
     assert ok(data_dir, "end-room", room).strip() == f"ended {room}"
     store = open_store(data_dir)
     try:
-        assert store.rooms.get(room).state == "ended"
-        record = store.tokens.get(invite["jti"])
+        assert store.blocking.rooms.get(room).state == "ended"  # noqa
+        record = store.blocking.tokens.get(invite["jti"])
         assert record.revoked_at is not None
         claims = codec_for(data_dir).decode(invite["token"], time.time())
         with pytest.raises(TokenError) as refused:
@@ -260,13 +286,13 @@ def test_seed_demo_prints_passwords_once_and_resets_them(data_dir: Path) -> None
     assert set(passwords) == {username for username, *_ in ACCOUNTS} and len(passwords) == 8
     store = open_store(data_dir)
     try:
-        names = {d.name for d in store.directory.departments()}
+        names = {d.name for d in store.blocking.directory.departments()}
         assert names == {"Agentur für Arbeit", "Ausländerbehörde", "Jobcenter", "Sozialamt",
                          "Amt für Jugend und Bildung"} == {name for _, name, _ in DEPARTMENTS}
-        accounts = store.directory.accounts()
+        accounts = store.blocking.directory.accounts()
         assert len(accounts) == 8
         assert sorted(a.role for a in accounts) == sorted(role for _, _, role, _ in ACCOUNTS)
-        experts = {a.department_id for a in store.directory.accounts(role="expert")}
+        experts = {a.department_id for a in store.blocking.directory.accounts(role="expert")}
         assert experts == {"auslaenderbehoerde", "jobcenter", "sozialamt", "jugend-bildung"}
         assert all(a.password_hash and a.password_hash.startswith("$argon2") for a in accounts)
         assert not any(p in (a.password_hash or "") for a in accounts for p in passwords.values())
@@ -282,13 +308,13 @@ def test_seed_demo_prints_passwords_once_and_resets_them(data_dir: Path) -> None
     assert all(reset[u] != passwords[u] for u in reset)
     store = open_store(data_dir)
     try:
-        provider = LocalPasswordProvider(store, max_failures=5, lockout_seconds=300)
+        provider = LocalPasswordProvider(store)
         now = int(time.time())
         with pytest.raises(RoomServerError) as refused:
-            provider.authenticate("beratung", passwords["beratung"], now)
+            asyncio.run(provider.authenticate("beratung", passwords["beratung"], now))
         assert refused.value.code == "login_failed"
-        assert provider.authenticate("beratung", reset["beratung"], now).role == "counsellor"
-        assert provider.authenticate("abh", reset["abh"], now).department_id == "auslaenderbehoerde"
+        assert asyncio.run(provider.authenticate("beratung", reset["beratung"], now)).role == "counsellor"
+        assert asyncio.run(provider.authenticate("abh", reset["abh"], now)).department_id == "auslaenderbehoerde"
     finally:
         store.close()
 
@@ -373,6 +399,7 @@ def test_serve_prints_url_and_first_start_sign_ins_once(data_dir: Path, tmp_path
     assert f"http://127.0.0.1:{port}/" in banner
     api_key = re.search(r"API key \(saved in .*api-keys, shown only now\): (\S+)", banner).group(1)
     assert len(logins(banner)) == 8
+    assert "the citizens' data notice shows example details; set [privacy] controller_name" in banner
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/rooms",
                                      headers={"Authorization": f"Bearer {api_key}"})
     with urllib.request.urlopen(request, timeout=10) as response:

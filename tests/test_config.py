@@ -165,3 +165,84 @@ def test_a_good_file_passes(tmp_path: Path) -> None:
     result = check_config(tmp_path, SHIPPED.read_text(encoding="utf-8"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config OK")
+
+
+# --- OpenID Connect providers -----------------------------------------------------
+
+def _oidc_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "oidc.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+_AGENTUR = ('[oidc.agentur]\ndisplay_name = "Agentur"\nissuer = "https://login.agentur.example/realms/staff"\n'
+            'client_id = "roomserver"\nroles = { "beratung" = "counsellor", "abh" = "expert:auslaenderbehoerde" }\n')
+_SECRET = {"ROOMSERVER_OIDC_AGENTUR_CLIENT_SECRET": "geheim"}
+
+
+def test_every_oidc_key_is_documented_in_the_shipped_example() -> None:
+    lines = SHIPPED.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# [oidc.agentur]")
+    for key, f in config.OIDC_FIELDS.items():
+        at = next(i for i in range(start, len(lines)) if lines[i].startswith(f"# {key} = "))
+        assert lines[at - 1] == f"# # {f.metadata['doc']}", key
+    example = "\n".join(line[2:] for line in lines[start:] if line.startswith("# ") and not line.startswith("# # "))
+    parsed = tomllib.loads(example[example.index("[oidc.agentur]"):example.index("and the county")])
+    assert set(parsed["oidc"]["agentur"]) == set(config.OIDC_FIELDS)
+
+
+def test_providers_keep_file_order_and_take_environment_overrides(tmp_path: Path) -> None:
+    body = _AGENTUR + _AGENTUR.replace("agentur", "kreis").replace('"Agentur"', '"Kreis"')
+    loaded = config.load(_oidc_file(tmp_path, body), env={**_SECRET, "ROOMSERVER_OIDC_KREIS_CLIENT_SECRET": "k",
+                                                           "ROOMSERVER_OIDC_KREIS_ROLES": "jc=expert:jobcenter",
+                                                           "ROOMSERVER_OIDC_AGENTUR_SCOPES": "openid,groups"})
+    assert list(loaded.oidc) == ["agentur", "kreis"]
+    assert loaded.oidc["agentur"].client_secret == "geheim" and loaded.oidc["agentur"].scopes == ["openid", "groups"]
+    assert loaded.oidc["kreis"].roles == {"jc": "expert:jobcenter"}
+    assert "geheim" not in repr(loaded.oidc["agentur"])
+
+
+def test_the_client_secret_comes_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("aus-der-datei\n", encoding="utf-8")
+    loaded = config.load(_oidc_file(tmp_path, _AGENTUR + f'client_secret_file = "{secret}"\n'), env={})
+    assert loaded.oidc["agentur"].client_secret == "aus-der-datei"
+
+
+@pytest.mark.parametrize("extra, env, says", [
+    ('client_secret = "x"\n', _SECRET, "[oidc.agentur] client_secret: secrets do not belong in the config file"),
+    ("", {}, "[oidc.agentur] has no client secret"),
+    ('scope = ["openid"]\n', _SECRET, "unknown key [oidc.agentur] scope (did you mean 'scopes'?)"),
+    ('algorithms = ["RS256", "HS256"]\n', _SECRET, "algorithms entry 'HS256' is not an asymmetric"),
+    ('algorithms = ["none"]\n', _SECRET, "algorithms entry 'none' is not an asymmetric"),
+    ('token_auth = "private_key_jwt"\n', _SECRET, "[oidc.agentur] token_auth must be one of"),
+], ids=["secret-in-file", "no-secret", "typo", "hs256", "none", "token-auth"])
+def test_a_wrong_provider_setting_names_the_key(tmp_path: Path, extra: str, env: dict, says: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(_oidc_file(tmp_path, _AGENTUR + extra), env=env)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("https://login.agentur.example/realms/staff", "http://login.agentur.example/realms/staff", "issuer must be an https://"),
+    ('"abh" = "expert:auslaenderbehoerde"', '"abh" = "expert"', "an expert needs a department"),
+    ('"beratung" = "counsellor"', '"beratung" = "chef"', "the role must be one of"),
+    ('client_id = "roomserver"\n', "", "[oidc.agentur] client_id is required"),
+    ("[oidc.agentur]", "[oidc.Agentur]", "a provider name must be"),
+], ids=["http-issuer", "expert-no-dept", "unknown-role", "no-client-id", "bad-name"])
+def test_an_unsound_provider_is_refused(tmp_path: Path, old: str, new: str, says: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(_oidc_file(tmp_path, _AGENTUR.replace(old, new)), env=_SECRET)
+    assert says in str(caught.value)
+
+
+def test_http_issuer_is_allowed_on_loopback_only(tmp_path: Path) -> None:
+    body = _AGENTUR.replace("https://login.agentur.example", "http://127.0.0.1:9000")
+    assert config.load(_oidc_file(tmp_path, body), env=_SECRET).oidc["agentur"].issuer.startswith("http://127.")
+
+
+def test_local_accounts_off_needs_a_provider(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="local_accounts = false needs at least one"):
+        config.load(_oidc_file(tmp_path, "[auth]\nlocal_accounts = false\n"), env={})
+    loaded = config.load(_oidc_file(tmp_path, "[auth]\nlocal_accounts = false\n" + _AGENTUR), env=_SECRET)
+    assert not loaded.auth.local_accounts

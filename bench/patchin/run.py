@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from roomserver.participant import Participant  # noqa: E402
+from roomserver.peer.participant import Participant  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -76,6 +76,7 @@ def start_server(port: int, tmp: Path, api_key: str) -> subprocess.Popen[bytes]:
         "ROOMSERVER_SERVER_DATA_DIR": str(tmp / "data"),
         "ROOMSERVER_SERVER_LOG_LEVEL": "WARNING",
         "ROOMSERVER_AUTH_API_KEYS": f"bench:{api_key}",
+        "ROOMSERVER_SERVER_MAX_CONNECTIONS_PER_CLIENT": "1000000",  # every bench socket comes from one address
         "ROOMSERVER_DEMO_SEED_ON_FIRST_START": "false",
         "ROOMSERVER_CONFIG": str(ROOT / "config" / "roomserver.toml"),
     }

@@ -50,8 +50,11 @@ class ProcSample:
     rss_kb: int
 
 
-def sample_proc(pid: int) -> ProcSample:
-    """utime+stime from /proc/<pid>/stat and VmRSS from /proc/<pid>/status."""
+def sample_proc(pid: int | list[int]) -> ProcSample:
+    """utime+stime from /proc/<pid>/stat and VmRSS from /proc/<pid>/status (summed over several pids)."""
+    if isinstance(pid, list):
+        samples = [sample_proc(one) for one in pid]
+        return ProcSample(samples[-1].t, sum(s.cpu_s for s in samples), sum(s.rss_kb for s in samples))
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read()
     # comm (field 2) may hold spaces and parentheses: split after the last ')'.
@@ -389,6 +392,27 @@ class RoomserverAdapter:
         return '{"type":"leave"}'
 
 
+class RoomserverClusterAdapter(RoomserverAdapter):
+    """Our server as a cluster: each pair's two sockets on two different nodes, so every signal crosses
+    Redis (node A's gateway relays to node B's socket). Rooms and invites are made through node 0."""
+
+    name = "roomserver-2n"
+
+    def __init__(self, ports: list[int], api_key: str, prepare_concurrency: int = 8) -> None:
+        super().__init__(ports[0], api_key, prepare_concurrency)
+        self.ports = ports
+        self.where: dict[str, int] = {}
+
+    async def _pair(self, session: aiohttp.ClientSession, i: int) -> tuple[Any, Any]:
+        a, b = await super()._pair(session, i)
+        self.where[a] = self.ports[0]
+        self.where[b] = self.ports[1 % len(self.ports)]
+        return a, b
+
+    def ws_url(self, side: str) -> str:
+        return f"ws://{HOST}:{self.where.get(side, self.port)}/ws"
+
+
 # --------------------------------------------------------------------------- load
 
 
@@ -658,7 +682,7 @@ async def warm_up(
         await close_all([c for p in pairs for c in p])
 
 
-async def run_load(adapter: Adapter, server_pid: int, cfg: LoadConfig) -> LoadResult:
+async def run_load(adapter: Adapter, server_pid: int | list[int], cfg: LoadConfig) -> LoadResult:
     """Warm up, join all pairs (joins/s, memory), ping-pong (RTT, msgs/s, CPU); never raises."""
     res = LoadResult(server=adapter.name)
     connector = aiohttp.TCPConnector(limit=0)

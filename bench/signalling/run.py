@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from load import (
     Adapter,
     FloorAdapter,
@@ -43,9 +42,11 @@ from load import (
     LoadResult,
     PeerJSAdapter,
     RoomserverAdapter,
+    RoomserverClusterAdapter,
     machine_ticks,
     new_loop,
     run_load,
+    sample_proc,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ RESULTS = ROOT / "bench" / "results"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 HOST = "127.0.0.1"
-ALL_SERVERS = ("roomserver", "peerjs", "floor")
+ALL_SERVERS = ("roomserver", "roomserver-2n", "peerjs", "floor")
 
 NPM_TIMEOUT_S = 300
 READY_TIMEOUT_S = 30
@@ -73,6 +74,8 @@ class Server:
     log_path: Path
     cleanup: Callable[[], None] = field(default=lambda: None)
     info: dict[str, str] = field(default_factory=dict)
+    pids: list[int] = field(default_factory=list)  # every process whose CPU counts (a cluster's nodes)
+    side_pids: dict[str, int] = field(default_factory=dict)  # measured apart (Redis), not in "server"
 
 
 def free_port() -> int:
@@ -96,7 +99,8 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            # This checkout's package first, whatever an editable install elsewhere points at.
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )
@@ -206,6 +210,7 @@ def start_roomserver(port: int, log_path: Path) -> Server:
         "ROOMSERVER_AUTH_API_KEYS": f"bench:{api_key}",
         "ROOMSERVER_SIGNALLING_RATE_PER_SECOND": "10000",
         "ROOMSERVER_SIGNALLING_RATE_BURST": "100000",
+        "ROOMSERVER_SERVER_MAX_CONNECTIONS_PER_CLIENT": "1000000",  # every bench socket comes from one address
         "ROOMSERVER_DEMO_SEED_ON_FIRST_START": "false",
         "ROOMSERVER_CONFIG": str(ROOT / "config" / "roomserver.toml"),
     }
@@ -215,8 +220,69 @@ def start_roomserver(port: int, log_path: Path) -> Server:
                   cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True), info={"python": PYTHON})
 
 
+def start_roomserver_cluster(port: int, log_path: Path) -> Server:
+    """Two nodes of our server on the local Redis and PostgreSQL (a database made for the run).
+
+    The same settings as the single node; the store is PostgreSQL (the cluster's store,
+    synchronous commit as shipped), live state and messages between the nodes go through
+    Redis. Both nodes' CPU counts as "server"; Redis's is measured on its own.
+    """
+    import psycopg
+    import redis
+
+    tmp = Path(tempfile.mkdtemp(prefix="roomserver-bench-2n-"))
+    api_key = "rsk_bench_" + secrets.token_hex(16)
+    database = f"rs_bench_{secrets.token_hex(4)}"
+    admin = os.environ.get("ROOMSERVER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = admin.rsplit("/", 1)[0] + f"/{database}"
+    subprocess.run([PYTHON, "-m", "roomserver", "migrate"], env={**os.environ, "ROOMSERVER_STORE_URL": url,
+                                                                 "PYTHONPATH": str(ROOT)},
+                   cwd=tmp, check=True, capture_output=True, timeout=60)
+    prefix = f"rsbench-{secrets.token_hex(3)}"
+    ports = [port, free_port()]
+    procs = []
+    for i, node_port in enumerate(ports):
+        env = {
+            "ROOMSERVER_SERVER_HOST": HOST, "ROOMSERVER_SERVER_PORT": str(node_port),
+            "ROOMSERVER_SERVER_DATA_DIR": str(tmp / f"data{i}"), "ROOMSERVER_TOKENS_KEYS_DIR": str(tmp / "keys"),
+            "ROOMSERVER_SERVER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            "ROOMSERVER_AUTH_API_KEYS": f"bench:{api_key}",
+            "ROOMSERVER_SIGNALLING_RATE_PER_SECOND": "10000", "ROOMSERVER_SIGNALLING_RATE_BURST": "100000",
+            "ROOMSERVER_SERVER_MAX_CONNECTIONS_PER_CLIENT": "1000000",
+            "ROOMSERVER_DEMO_SEED_ON_FIRST_START": "false", "ROOMSERVER_CONFIG": str(ROOT / "config" / "roomserver.toml"),
+            "ROOMSERVER_STORE_URL": url, "ROOMSERVER_CLUSTER_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "ROOMSERVER_CLUSTER_KEY_PREFIX": prefix, "ROOMSERVER_CLUSTER_NODE_ID": f"bench{i}",
+        }
+        procs.append(spawn([PYTHON, "-m", "roomserver", "serve"], log_path.with_suffix(f".node{i}.log"),
+                           env=env, cwd=tmp))
+        if i == 0:  # the first node writes the shared key set before the second reads it
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not (tmp / "keys" / "keyset.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+    redis_pid = int(redis.Redis().info("server")["process_id"])
+
+    def cleanup() -> None:
+        for extra in procs[1:]:
+            kill_group(extra)
+        client = redis.Redis()
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return Server(name="roomserver-2n", proc=procs[0], port=port, ready_url=f"http://{HOST}:{ports[1]}/readyz",
+                  adapter=RoomserverClusterAdapter(ports, api_key), log_path=log_path, cleanup=cleanup,
+                  info={"python": PYTHON, "nodes": "2", "store": "postgresql", "live": "redis"},
+                  pids=[p.pid for p in procs], side_pids={"redis": redis_pid})
+
+
 STARTERS: dict[str, Callable[[int, Path], Server]] = {
     "roomserver": start_roomserver,
+    "roomserver-2n": start_roomserver_cluster,
     "peerjs": start_peerjs,
     "floor": start_floor,
 }
@@ -325,7 +391,9 @@ async def bench_one(
         return {"server": name, "status": "error", "error": f"start failed: {exc}"}
     try:
         await wait_ready(server)
-        res = await run_load(server.adapter, server.proc.pid, cfg)
+        side0 = {name: sample_proc(pid) for name, pid in server.side_pids.items()}
+        res = await run_load(server.adapter, server.pids or server.proc.pid, cfg)
+        side = {name: sample_proc(pid).cpu_s - side0[name].cpu_s for name, pid in server.side_pids.items()}
         if server.proc.poll() is not None and res.status == "ok":
             res.status, res.error = (
                 "error",
@@ -347,7 +415,9 @@ async def bench_one(
         "error": res.error,
         "log": str(log_path),
         "info": server.info,
-        "derived": {**derive(res), "background_busy_pct": background},
+        "derived": {**derive(res), "background_busy_pct": background,
+                    **{f"{name}_cpu_us_per_msg": cpu / res.relayed * 1e6 if res.relayed else None
+                       for name, cpu in side.items()}},
         "raw": asdict(res),
     }
 
@@ -357,6 +427,7 @@ async def bench_one(
 ROWS: list[tuple[str, str, str]] = [
     # (key in derived, label, format)
     ("server_cpu_us_per_msg", "server CPU per relayed msg (µs)", "{:.1f}"),
+    ("redis_cpu_us_per_msg", "Redis CPU per relayed msg (µs; whole run, cluster only)", "{:.1f}"),
     ("msgs_per_s", "relayed msgs/s", "{:,.0f}"),
     ("rtt_p50_ms", "round trip p50 (ms)", "{:.2f}"),
     ("rtt_p99_ms", "round trip p99 (ms)", "{:.2f}"),

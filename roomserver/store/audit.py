@@ -6,11 +6,10 @@ The table refuses updates (a trigger); rows leave it only through retention.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from .database import transaction
+from .sql import Sql, writes
 
 
 @dataclass(frozen=True)
@@ -26,19 +25,19 @@ class AuditEvent:
 
 
 class AuditLog:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Sql) -> None:
         self._conn = conn
 
+    @writes
     def append(self, *, at: int, actor: str, action: str, actor_role: str | None = None,
                room_id: str | None = None, subject: str | None = None,
                detail: dict[str, Any] | None = None) -> int:
-        with transaction(self._conn):
-            cur = self._conn.execute(
-                "INSERT INTO audit_events (at, actor, actor_role, action, room_id, subject, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (at, actor, actor_role, action, room_id, subject,
-                 json.dumps(detail, sort_keys=True) if detail else None))
-        return int(cur.lastrowid or 0)
+        row = self._conn.execute(
+            "INSERT INTO audit_events (at, actor, actor_role, action, room_id, subject, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (at, actor, actor_role, action, room_id, subject,
+             json.dumps(detail, sort_keys=True) if detail else None)).fetchone()
+        return int(row["id"])
 
     def query(self, *, since: int | None = None, until: int | None = None, room_id: str | None = None,
               action: str | None = None, limit: int = 1000) -> list[AuditEvent]:
@@ -55,8 +54,8 @@ class AuditLog:
                            action=r["action"], room_id=r["room_id"], subject=r["subject"],
                            detail=json.loads(r["detail"]) if r["detail"] else {}) for r in rows]
 
+    @writes
     def delete_older_than(self, cutoff: int) -> int:
         """Retention: drop events strictly older than ``cutoff``."""
-        with transaction(self._conn):
-            cur = self._conn.execute("DELETE FROM audit_events WHERE at < ?", (cutoff,))
+        cur = self._conn.execute("DELETE FROM audit_events WHERE at < ?", (cutoff,))
         return cur.rowcount

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
-from .database import transaction
+from .sql import Row, Sql, writes
 
 ROOM_STATES = ("open", "live", "ended")
 
@@ -26,7 +25,7 @@ class RoomRow:
     ended_reason: str | None
 
 
-def _row(r: sqlite3.Row) -> RoomRow:
+def _row(r: Row) -> RoomRow:
     return RoomRow(id=r["id"], title=r["title"], scheduled_start=r["scheduled_start"],
                    scheduled_end=r["scheduled_end"], waiting_room=bool(r["waiting_room"]),
                    max_participants=r["max_participants"], state=r["state"], created_by=r["created_by"],
@@ -39,18 +38,18 @@ def new_room_id() -> str:
 
 
 class RoomRepository:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Sql) -> None:
         self._conn = conn
 
+    @writes
     def create(self, *, title: str, scheduled_start: int | None, scheduled_end: int | None,
                waiting_room: bool, max_participants: int, created_by: str, now: int,
                room_id: str | None = None) -> RoomRow:
         rid = room_id or new_room_id()
-        with transaction(self._conn):
-            self._conn.execute(
-                "INSERT INTO rooms (id, title, scheduled_start, scheduled_end, waiting_room, max_participants,"
-                " state, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
-                (rid, title, scheduled_start, scheduled_end, int(waiting_room), max_participants, created_by, now))
+        self._conn.execute(
+            "INSERT INTO rooms (id, title, scheduled_start, scheduled_end, waiting_room, max_participants,"
+            " state, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            (rid, title, scheduled_start, scheduled_end, int(waiting_room), max_participants, created_by, now))
         room = self.get(rid)
         assert room is not None
         return room
@@ -81,21 +80,30 @@ class RoomRepository:
             (*args, limit, offset)).fetchall()
         return [_row(r) for r in rows]
 
-    def mark_live(self, room_id: str) -> None:
-        with transaction(self._conn):
-            self._conn.execute("UPDATE rooms SET state = 'live' WHERE id = ? AND state = 'open'", (room_id,))
+    @writes
+    def mark_live(self, room_id: str) -> bool:
+        """The first participant is in: open becomes live. True only for the call that changed it."""
+        cur = self._conn.execute("UPDATE rooms SET state = 'live' WHERE id = ? AND state = 'open'", (room_id,))
+        return cur.rowcount == 1
 
+    @writes
+    def reschedule(self, room_id: str, *, scheduled_start: int, scheduled_end: int) -> bool:
+        """Move an appointment that has not begun; False if the room is live or ended."""
+        cur = self._conn.execute("UPDATE rooms SET scheduled_start = ?, scheduled_end = ? WHERE id = ? AND state = 'open'",
+                                 (scheduled_start, scheduled_end, room_id))
+        return cur.rowcount == 1
+
+    @writes
     def end(self, room_id: str, *, reason: str, now: int) -> bool:
         """End the room and revoke every token issued for it, in one transaction.
 
         Returns False when it had already ended.
         """
-        with transaction(self._conn):
-            cur = self._conn.execute(
-                "UPDATE rooms SET state = 'ended', ended_at = ?, ended_reason = ? WHERE id = ? AND state != 'ended'",
-                (now, reason, room_id))
-            if cur.rowcount == 0:
-                return False
-            self._conn.execute(
-                "UPDATE issued_tokens SET revoked_at = ? WHERE room_id = ? AND revoked_at IS NULL", (now, room_id))
+        cur = self._conn.execute(
+            "UPDATE rooms SET state = 'ended', ended_at = ?, ended_reason = ? WHERE id = ? AND state != 'ended'",
+            (now, reason, room_id))
+        if cur.rowcount == 0:
+            return False
+        self._conn.execute(
+            "UPDATE issued_tokens SET revoked_at = ? WHERE room_id = ? AND revoked_at IS NULL", (now, room_id))
         return True

@@ -1,7 +1,7 @@
-"""Headless Debian Chromium driven by Playwright, with fake camera and microphone.
+"""Headless Debian Chromium driven by Playwright, and Debian Firefox ESR over Marionette, with fake media.
 
-Never ``playwright install``: the browser is Debian's ``/usr/bin/chromium``.
-Where it is missing, every browser test skips with the reason.
+Never ``playwright install``: the browsers are Debian's ``/usr/bin/chromium`` and
+``/usr/bin/firefox-esr`` (``firefox.py``). Where one is missing, its tests skip with the reason.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from typing import AsyncIterator
 import pytest
 
 from tests.browser.axecore import axe, axe_js  # noqa: F401 - fixtures for every browser test module
+from tests.oidc.world import oidc_world  # noqa: F401 - fixture of test_oidc_signin.py
+from tests.ops.test_mailer import smtp  # noqa: F401 - the SMTP server fixture of test_email_invite.py
+from tests.browser.firefox import XVFB, FirefoxLauncher, unavailable_reason
 
 CHROMIUM = os.environ.get("ROOMSERVER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -82,3 +85,78 @@ async def new_page(browser, artifacts: Path, request: pytest.FixtureRequest):
             except Exception:  # noqa: BLE001 - a closed page has no screenshot; the test result stands
                 pass
         await context.close()
+
+
+@pytest.fixture
+async def new_firefox(artifacts: Path, request: pytest.FixtureRequest):
+    """``await new_firefox(name)``: a headless Firefox ESR page of its own (own profile and storage).
+
+    Every page leaves a screenshot in the artifacts folder; profiles are removed at the end.
+    """
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    launcher = FirefoxLauncher()
+    try:
+        yield launcher
+    finally:
+        await launcher.close_all(artifacts / "screenshots", request.node.name)
+
+
+@pytest.fixture
+async def open_page(artifacts: Path, request: pytest.FixtureRequest):
+    """``await open_page(kind, name)``: a page in ``chromium`` (Playwright) or ``firefox`` (Marionette).
+
+    Both offer ``goto``, ``evaluate``, ``wait_for_function``, ``click``, ``fill``, ``reload``
+    and ``console_log``, which is what the cross-browser tests use. Each browser starts on
+    first use, so a test skips only for the browser it asks for.
+    """
+    chromium: dict = {}
+    firefox: list[FirefoxLauncher] = []
+    pages: list[tuple[str, object]] = []
+
+    async def make(kind: str, name: str, screen: bool = False, **context_args):
+        """``screen=True``: the page must be able to share a screen (Firefox then runs on Xvfb)."""
+        if kind == "chromium":
+            if not _chromium_available():
+                pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+            if not chromium:
+                from playwright.async_api import async_playwright
+
+                chromium["pw"] = await async_playwright().start()
+                chromium["browser"] = await chromium["pw"].chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS + context_args.pop("extra_args", []), headless=True)
+            context_args.setdefault("locale", "de-DE")
+            context = await chromium["browser"].new_context(permissions=["camera", "microphone"], **context_args)
+            page = await context.new_page()
+            page.console_log = []  # type: ignore[attr-defined]
+            page.on("console", lambda m: page.console_log.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: page.console_log.append(f"pageerror: {e}"))
+            pages.append((name, page))
+            return page
+        if kind == "firefox":
+            reason = unavailable_reason()
+            if reason:
+                pytest.skip(reason)
+            if not firefox:
+                firefox.append(FirefoxLauncher())
+            if screen and XVFB is None:
+                pytest.skip("Xvfb is not installed (apt-get install xvfb): headless Firefox has no screen to share")
+            return await firefox[0](name, screen=screen, **context_args)
+        raise ValueError(kind)
+
+    try:
+        yield make
+    finally:
+        shots = artifacts / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        for name, page in pages:
+            try:
+                await page.screenshot(path=str(shots / f"{request.node.name}-{name}.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a closed page has no screenshot; the result stands
+                pass
+        if firefox:
+            await firefox[0].close_all(shots, request.node.name)
+        if chromium:
+            await chromium["browser"].close()
+            await chromium["pw"].stop()

@@ -15,10 +15,10 @@ def base_url(server) -> str:
     return str(server.make_url("")).rstrip("/")
 
 
-async def wait_js(page, expression: str, arg: Any = None, what: str = "condition") -> Any:
+async def wait_js(page, expression: str, arg: Any = None, what: str = "condition", timeout_ms: int = WAIT_MS) -> Any:
     """``page.wait_for_function`` with the page's console in the failure message."""
     try:
-        handle = await page.wait_for_function(expression, arg=arg, timeout=WAIT_MS, polling=250)
+        handle = await page.wait_for_function(expression, arg=arg, timeout=timeout_ms, polling=250)
     except Exception as exc:  # noqa: BLE001 - re-raised with context
         state = await page.evaluate("() => document.body.dataset.roomState")
         log = "\n".join(page.console_log[-40:])
@@ -54,5 +54,18 @@ async def wait_video(page, peer: str, more_than: int = 0, generation: int | None
     raise AssertionError(f"timed out waiting for video from {peer} (last {info}, room state {state}):\n{log}")
 
 
-async def video_of(page, peer: str) -> dict[str, Any]:
-    return (await page.evaluate("() => window.roomserverDebug.inboundVideo()"))[peer]
+async def video_of(page, peer: str) -> dict[str, Any] | None:
+    """The video received from ``peer`` (None while the page has no connection to it yet)."""
+    return (await page.evaluate("() => window.roomserverDebug.inboundVideo()")).get(peer)
+
+
+async def open_pane(page, pane: str) -> None:
+    """Open the room's side drawer on ``pane`` (people, expert, invite, chat) with its control-bar button."""
+    if await page.get_attribute(f"#ctl-{pane}", "aria-expanded") != "true":
+        await page.click(f"#ctl-{pane}")
+    await page.wait_for_selector(f"#pane-{pane}", state="visible", timeout=WAIT_MS)
+
+
+def plain(text: str) -> str:
+    """Text without the direction isolates (FSI, PDI) the room puts around names in sentences."""
+    return text.replace("\u2068", "").replace("\u2069", "")

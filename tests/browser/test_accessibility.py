@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 
 from roomserver import i18n
 from tests.browser.desks import DEPT, add_departments, add_expert, open_desk
+from tests.browser.pages import open_pane
 from tests.staff import add_staff
 from tests.support import create_room, invite
 
@@ -84,7 +86,7 @@ async def test_axe_staff_pages(server, services, new_page, axe, lang) -> None:
     await page.locator("#invite-dialog input[type=text]").first.fill("Frau M.")
     await page.locator("#invite-dialog button", has_text=i18n.translate(lang, "invite.create")).click()
     await page.wait_for_function(
-        "() => (document.querySelector('.invite-link') || {}).value?.includes('/join/')", timeout=WAIT_MS)
+        "() => (document.querySelector('.invite-link') || {}).value?.includes('/j/')", timeout=WAIT_MS)
     await axe.check(page, f"console-invite/{lang}")
     await page.keyboard.press("Escape")
 
@@ -136,7 +138,7 @@ async def test_axe_join_page(server, http, api_headers, new_page, axe, lang) -> 
 
 @pytest.mark.parametrize("lang", CITIZEN)
 async def test_axe_room_page(server, http, api_headers, new_page, axe, lang) -> None:
-    """The room for a citizen (waiting, in the call, ended) and for the counsellor (lobby, call)."""
+    """The room for a citizen (waiting, in the call, chat open, ended) and a counsellor (lobby, call, dialog)."""
     room_id = await create_room(http, api_headers, title="Beratung", waiting_room=True)
     counsellor = await invite(http, api_headers, room_id, "counsellor", name="Clara")
     citizen = await invite(http, api_headers, room_id, "citizen", name="Ayşe")
@@ -156,16 +158,21 @@ async def test_axe_room_page(server, http, api_headers, new_page, axe, lang) -> 
     assert await guest.get_attribute("html", "lang") == lang
     await room_state(guest, "waiting")
     await axe.check(guest, f"room-citizen-waiting/{lang}")
+    await host.wait_for_selector("#people-badge:not(:empty)", timeout=WAIT_MS)
+    await axe.check(host, f"room-counsellor-knock/{lang}")
+    await open_pane(host, "people")
     await host.wait_for_selector("#lobby li button", timeout=WAIT_MS)
     await axe.check(host, f"room-counsellor-lobby/{lang}")
     await host.locator("#lobby li button").first.click()  # admit
     await room_state(guest, "in-call")
     await host.wait_for_selector("#tiles li:nth-child(2)", timeout=WAIT_MS)
+    await axe.check(guest, f"room-citizen-call/{lang}")
     await guest.wait_for_function("() => window.roomserverDebug.chatOpen() > 0", timeout=WAIT_MS)
+    await open_pane(guest, "chat")
     await guest.fill("#chat-input", "Hallo")
     await guest.press("#chat-input", "Enter")
-    await host.wait_for_selector("#chat-log .chat-text", timeout=WAIT_MS)
-    await axe.check(guest, f"room-citizen-call/{lang}")
+    await host.wait_for_selector("#chat-badge:not(:empty)", timeout=WAIT_MS)
+    await axe.check(guest, f"room-citizen-chat/{lang}")
     await axe.check(host, f"room-counsellor-call/{lang}")
     await host.click("#ctl-end")
     await visible(host, "#confirm")
@@ -173,6 +180,130 @@ async def test_axe_room_page(server, http, api_headers, new_page, axe, lang) -> 
     await host.click("#confirm-ok")
     await room_state(guest, "ended")
     await axe.check(guest, f"room-citizen-ended/{lang}")
+    await axe.check(host, f"room-counsellor-ended/{lang}")
+    axe.assert_clean()
+
+
+NO_SOCKET = """window.WebSocket = class { constructor() { this.readyState = 0; }
+    addEventListener() {} send() {} close() {} };"""
+
+
+async def test_axe_every_state_of_the_room_page(server, http, api_headers, services, new_page, axe) -> None:
+    """Each state of the room page, as the counsellor (with the staff panels), a citizen on a phone and an
+    expert at a desk see it: connecting, alone, a knock, every pane of the drawer, both views, the dialog,
+    the end screens, an error; 0 serious or critical."""
+    from roomserver.peer.participant import Participant
+
+    add_departments(services)
+    staff = add_staff(services, "clara", "counsellor", display_name="Clara Beraterin")
+    erika = add_expert(services, "erika", "Erika Expertin")
+    ws_url = str(server.make_url("/ws")).replace("http://", "ws://")
+
+    # connecting: a socket that never answers keeps the page on its first screen
+    stuck = await new_page("axe-connecting", bypass_csp=True)
+    await stuck.add_init_script(NO_SOCKET)
+    room0 = await create_room(http, api_headers)
+    await stuck.goto(f"{base(server)}/room/{room0}#{(await invite(http, api_headers, room0, 'citizen', 'A'))['token']}")
+    await visible(stuck, "#screen-connecting")
+    await axe.check(stuck, "room-connecting")
+    bad = await new_page("axe-error", bypass_csp=True)
+    await bad.goto(f"{base(server)}/room/{room0}#not-a-token")
+    await room_state(bad, "error")
+    await axe.check(bad, "room-error")
+
+    host = await new_page("axe-counsellor", bypass_csp=True)
+    await sign_in(host, server, staff, "de")
+    await host.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+    await host.fill("#create-name", "Beratung Aufenthalt")
+    await host.click("#create-submit")
+    row = host.locator("#rooms-body tr").first
+    await row.wait_for(timeout=WAIT_MS)
+    room = await row.get_attribute("data-room-id")
+    await row.locator("button[data-action=open]").click()
+    await room_state(host, "in-call")
+    await axe.check(host, "room-alone")
+
+    async with AsyncExitStack() as stack:
+        citizen = Participant(ws_url, (await invite(http, api_headers, room, "citizen", "Ayşe"))["token"], fps=5)
+        stack.push_async_callback(citizen.close)
+        await citizen.connect()
+        await host.wait_for_selector("#people-badge:not(:empty)", timeout=WAIT_MS)
+        await axe.check(host, "room-knock")
+        await open_pane(host, "people")
+        await axe.check(host, "room-people-lobby")
+        await host.locator("#lobby button.admit").click()
+        interpreter = Participant(ws_url, (await invite(http, api_headers, room, "interpreter", "Dana DGS"))["token"],
+                                  fps=5)
+        stack.push_async_callback(interpreter.close)
+        await interpreter.connect()
+        await host.wait_for_selector("#people button.release", timeout=WAIT_MS)
+        await axe.check(host, "room-people-in-call")
+
+        await open_pane(host, "expert")
+        await host.select_option("#call-panel select", "department:jobcenter")  # nobody at that desk
+        await host.click("#call-panel .call-start")
+        await host.wait_for_selector(".call-status[data-state=no_one]", timeout=WAIT_MS)
+        await axe.check(host, "room-expert-nobody")
+        desk = await open_desk(server, new_page, erika, "axe-desk", bypass_csp=True)
+        await host.select_option("#call-panel select", f"department:{DEPT}")
+        await host.click("#call-panel .call-start")
+        await host.wait_for_selector(".call-status[data-state=ringing]", timeout=WAIT_MS)
+        await axe.check(host, "room-expert-ringing")
+        await desk.wait_for_selector(".desk-call", timeout=WAIT_MS)
+        await axe.check(desk, "desk-ringing")
+        await desk.locator(".desk-accept").click()
+        await room_state(desk, "in-call")
+
+        await open_pane(host, "invite")
+        await host.fill("#invite-panel input[type=text]", "Herr Yıldız")
+        await host.click("#invite-panel button[type=submit]")
+        await host.wait_for_selector(".invite-qr-figure:not([hidden])", timeout=WAIT_MS)
+        await axe.check(host, "room-invite")
+
+        await open_pane(host, "chat")
+        await host.wait_for_function("() => window.roomserverDebug.chatOpen() > 0", timeout=WAIT_MS)
+        await host.fill("#chat-input", "Haben Sie Ihren Pass dabei?")
+        await host.press("#chat-input", "Enter")
+        await axe.check(host, "room-chat")
+        await host.click("#drawer-close")
+
+        await host.click("#ctl-layout")
+        await host.locator("#tiles button.pin").first.click()
+        await axe.check(host, "room-speaker-view-pinned")
+        await open_pane(host, "people")
+        await host.locator("#people button.release").first.click()
+        await visible(host, "#confirm")
+        await axe.check(host, "room-release-dialog")
+        await host.click("#confirm-cancel")
+
+        # the expert leaves by mistake: her end screen, and her desk with the way back
+        await desk.click("#ctl-leave")
+        await room_state(desk, "left")
+        await axe.check(desk, "room-expert-left")
+        await desk.click("#end-actions a")
+        await desk.wait_for_selector("#returns-section:not([hidden])", timeout=WAIT_MS)
+        await axe.check(desk, "desk-returns")
+
+        # a citizen on a phone: the call and the chat sheet
+        phone = await new_page("axe-phone", bypass_csp=True, viewport={"width": 390, "height": 844}, is_mobile=True,
+                               has_touch=True)
+        token = (await invite(http, api_headers, room, "citizen", "Olena"))["token"]
+        await phone.goto(f"{base(server)}/room/{room}#{token}")
+        await room_state(phone, "waiting")
+        await axe.check(phone, "room-phone-waiting")
+        await host.locator("#lobby button.admit").click()
+        await room_state(phone, "in-call")
+        await axe.check(phone, "room-phone")
+        await phone.tap("#ctl-chat")
+        await visible(phone, "#pane-chat")
+        await axe.check(phone, "room-phone-chat")
+
+        await host.click("#ctl-end")
+        await host.click("#confirm-ok")
+        await room_state(host, "ended")
+        await axe.check(host, "room-counsellor-ended")
+        await room_state(phone, "ended")
+        await axe.check(phone, "room-phone-ended")
     axe.assert_clean()
 
 
@@ -225,20 +356,33 @@ async def press(page, selector: str, key: str = "Enter") -> None:
     await page.keyboard.press(key)
 
 
+ACTIVE = "() => document.activeElement ? (document.activeElement.id || document.activeElement.className) : null"
+
+
+async def tabs_to(page, selector: str, *, max_tabs: int = 30) -> int:
+    """How many Tab presses from the current focus reach ``selector`` (the focus stays there)."""
+    for n in range(1, max_tabs + 1):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("(s) => !!document.activeElement && document.activeElement.matches(s)", selector):
+            return n
+    raise AssertionError(f"Tab never reached {selector}")
+
+
 async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, services, new_page, artifacts,
                                                     axe) -> None:
     """Both whole paths with the keyboard alone; the citizen in Turkish, the counsellor in German.
 
-    On the way, axe-core also looks at the states only this path reaches: the counsellor's room
-    page with a staff session (invite and call panels) while an expert call is on.
+    Admitting a citizen, calling an expert, chatting and leaving work without a mouse, and after
+    every change of state the focus is where a screen-reader user needs it. On the way, axe-core
+    also looks at the states only this path reaches (the staff panels while an expert call is on).
     """
-    from roomserver.participant import Participant
+    from roomserver.peer.participant import Participant
 
     staff = add_staff(services, "clara", "counsellor", display_name="Clara Beraterin")
     add_departments(services)
     expert = add_expert(services, "erika", "Erika Expertin")
 
-    # --- the counsellor: sign in, create, invite (keyboard only)
+    # --- the counsellor: sign in, create (with a waiting room), invite (keyboard only)
     host = await new_page("kbd-counsellor", bypass_csp=True)
     await host.goto(f"{base(server)}/signin?next=/console")
     await tab_to(host, "#signin-username")
@@ -259,18 +403,25 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
     await host.keyboard.type("Ayşe Yılmaz")
     await press(host, "#invite-panel button[type=submit]")
     await host.wait_for_function(
-        "() => (document.querySelector('.invite-link') || {}).value?.includes('/join/')", timeout=WAIT_MS)
+        "() => (document.querySelector('.invite-link') || {}).value?.includes('/j/')", timeout=WAIT_MS)
     join_url = await host.locator(".invite-link").input_value()
     await host.keyboard.press("Escape")
     assert not await host.evaluate("() => document.getElementById('invite-dialog').open")
     await press(host, "#rooms-body button[data-action=open]")
     await host.wait_for_url(re.compile(rf"/room/{room_id}$"), timeout=WAIT_MS)
     await room_state(host, "in-call")
+    # Entering the room: the focus is on the call's heading; the first Tab reaches the first control.
+    assert await host.evaluate(ACTIVE) == "call-title"
+    assert await tabs_to(host, "#ctl-mic") == 1
 
-    # --- the citizen: language, consent, devices, check (keyboard only)
+    # --- the citizen: short link, language, consent, devices, check (keyboard only)
     guest = await new_page("kbd-citizen")
     await guest.goto(join_url)
     await visible(guest, "#screen-notice")
+    # The heading has the focus and comes first; the languages right after it, before the notice.
+    assert await guest.evaluate(ACTIVE) == "notice-title"
+    await guest.keyboard.press("Tab")
+    assert await guest.evaluate("() => document.activeElement.closest('nav.languages') !== null")
     await press(guest, "nav.languages a[lang=tr]")
     await guest.wait_for_function("() => document.documentElement.lang === 'tr'", timeout=WAIT_MS)
     await visible(guest, "#screen-notice")
@@ -287,17 +438,26 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
     assert await guest.inner_text("#join-status")  # the live region said what happened
     await press(guest, "#join-button")
 
-    # --- waiting room: the room page keeps the language; the counsellor admits by keyboard
+    # --- waiting room: the room page keeps the language; the counsellor hears the knock, admits by keyboard
     await guest.wait_for_url(re.compile(rf"/room/{room_id}$"), timeout=WAIT_MS)
     assert await guest.get_attribute("html", "lang") == "tr"
     await room_state(guest, "waiting")
+    assert await guest.evaluate(ACTIVE) == "waiting-title"
+    await host.wait_for_selector("#people-badge:not(:empty)", timeout=WAIT_MS)
+    await press(host, "#ctl-people")
     admit = i18n.translate("de", "room.lobby.admit_label", name="Ayşe")
     await host.wait_for_selector(f'#lobby button[aria-label="{admit}"]', timeout=WAIT_MS)
-    await press(host, f'#lobby button[aria-label="{admit}"]')
+    # The pane opened on the one waiting: Enter admits her.
+    assert await host.evaluate("() => document.activeElement.getAttribute('aria-label')") == admit
+    await host.keyboard.press("Enter")
     await room_state(guest, "in-call")
+    # Admitted: the focus is on the call's heading (read out), not on the page or a tile.
+    assert await guest.evaluate(ACTIVE) == "call-title"
     await guest.wait_for_function("(t) => document.getElementById('announcer').textContent.includes(t)",
                                   arg=i18n.translate("tr", "room.announce.entered_with", count=1).split(".")[0],
                                   timeout=WAIT_MS)
+    # On the counsellor's side the focus stays in the waiting room's list: on its heading, now it is empty.
+    await host.wait_for_function("() => document.activeElement?.id === 'lobby-title'", timeout=WAIT_MS)
 
     # --- the sign-language interpreter joins; the citizen pins the tile by keyboard
     ws_url = str(server.make_url("/ws")).replace("http://", "ws://")
@@ -307,8 +467,8 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
         # "Someone joined" reaches the citizen's screen reader through the chat log (role=log, polite).
         joined = i18n.translate("tr", "room.event.joined", name="Dana DGS",
                                 role=i18n.translate("tr", "room.role.interpreter"))
-        await guest.wait_for_function("(t) => document.getElementById('chat-log').textContent.includes(t)",
-                                      arg=joined, timeout=WAIT_MS)
+        await guest.wait_for_function("(t) => document.getElementById('chat-log').textContent"
+                                      ".replace(/[\u2068\u2069]/g, '').includes(t)", arg=joined, timeout=WAIT_MS)
         pin = i18n.translate("tr", "room.tile.pin_label", name="Dana DGS")
         await guest.wait_for_selector(f'#tiles button[aria-label="{pin}"]', timeout=WAIT_MS)
         await press(guest, f'#tiles button[aria-label="{pin}"]', " ")
@@ -318,33 +478,41 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
                                       arg=i18n.translate("tr", "room.announce.pinned", name="Dana DGS"),
                                       timeout=WAIT_MS)
 
-        # --- chat both ways (a role=log region a screen reader reads out)
-        assert await guest.get_attribute("#chat-log", "role") == "log"
+        # --- chat both ways: the chat is a few Tabs from the call's heading, and opens on its input
         for page in (guest, host):  # the chat reaches the others once their channels are open
             await page.wait_for_function("() => window.roomserverDebug.chatOpen() > 0", timeout=WAIT_MS)
-        await tab_to(guest, "#chat-input")
+        await guest.focus("#call-title")
+        assert await tabs_to(guest, "#ctl-chat") <= 5
+        await guest.keyboard.press("Enter")
+        assert await guest.evaluate(ACTIVE) == "chat-input"
+        assert await guest.get_attribute("#chat-log", "role") == "log"
         await guest.keyboard.type("Merhaba")
         await guest.keyboard.press("Enter")
         await host.wait_for_function("() => [...document.querySelectorAll('#chat-log .chat-text')]"
                                      ".some((n) => n.textContent === 'Merhaba')", timeout=WAIT_MS)
-        await tab_to(host, "#chat-input")
+        await press(host, "#ctl-chat")
+        assert await host.evaluate(ACTIVE) == "chat-input"
         await host.keyboard.type("Guten Tag")
         await host.keyboard.press("Enter")
         await guest.wait_for_function("() => [...document.querySelectorAll('#chat-log .chat-text')]"
                                       ".some((n) => n.textContent === 'Guten Tag')", timeout=WAIT_MS)
+        await host.keyboard.press("Escape")  # the drawer closes; the focus goes back to its button
+        assert await host.evaluate(ACTIVE) == "ctl-chat"
 
-        # --- the counsellor calls an expert of the foreigners' office; she accepts at her desk
-        assert await host.locator("#call-panel").count(), "no call panel on the counsellor's room page"
+        # --- the counsellor switches in an expert of the foreigners' office; she accepts at her desk
         desk = await open_desk(server, new_page, expert, "kbd-desk")
+        await press(host, "#ctl-expert")
+        assert await host.evaluate("() => document.activeElement.matches('#call-panel select')")
         await host.wait_for_function(f"""() => [...document.querySelectorAll('#call-panel option')]
             .some((o) => o.value === 'department:{DEPT}')""", timeout=WAIT_MS)
-        await tab_to(host, "#call-panel select")
         for _ in range(20):  # arrow through the closed list to the office
             if await host.eval_on_selector("#call-panel select", "s => s.value") == f"department:{DEPT}":
                 break
             await host.keyboard.press("ArrowDown")
         assert await host.eval_on_selector("#call-panel select", "s => s.value") == f"department:{DEPT}"
         await press(host, "#call-panel button.call-start")
+        await host.wait_for_selector(".call-status[data-state=ringing]", timeout=WAIT_MS)
+        await axe.check(host, "room-counsellor-call-ringing/de")
         await desk.wait_for_selector(".desk-call", timeout=WAIT_MS)
         accept = desk.locator(".desk-call button").first
         await desk.wait_for_function("() => document.activeElement?.classList.contains('desk-call')",
@@ -354,21 +522,30 @@ async def test_keyboard_only_citizen_and_counsellor(server, http, api_headers, s
         await desk.keyboard.press("Enter")
         await desk.wait_for_url(re.compile(rf"/room/{room_id}$"), timeout=WAIT_MS)
         await room_state(desk, "in-call")
+        assert await desk.evaluate(ACTIVE) == "call-title"
         await host.wait_for_selector("#tiles li:nth-child(4)", timeout=WAIT_MS)
         await axe.check(host, "room-counsellor-with-call-panel/de")
+        await press(host, "#ctl-invite")
+        assert await host.evaluate("() => document.activeElement.matches('#invite-panel input[type=text]')")
+        await axe.check(host, "room-counsellor-invite-pane/de")
+        await host.keyboard.press("Escape")
 
-        # --- the citizen leaves; the counsellor ends (confirmation dialog by keyboard)
+        # --- the citizen leaves (focus on the end's heading); the counsellor ends (dialog by keyboard)
         await press(guest, "#ctl-leave")
         await room_state(guest, "left")
+        assert await guest.evaluate(ACTIVE) == "end-title"
         assert await guest.inner_text("#end-title") == i18n.translate("tr", "room.end.left.title")
         left = i18n.translate("de", "room.event.left_left", name="Ayşe")
-        await host.wait_for_function("(t) => document.getElementById('chat-log').textContent.includes(t)",
-                                     arg=left, timeout=WAIT_MS)
+        await host.wait_for_function("(t) => document.getElementById('chat-log').textContent"
+                                     ".replace(/[\u2068\u2069]/g, '').includes(t)", arg=left, timeout=WAIT_MS)
         await press(host, "#ctl-end")
         await host.wait_for_function("() => document.getElementById('confirm').open", timeout=WAIT_MS)
-        assert await host.evaluate("() => document.getElementById('confirm').contains(document.activeElement)")
+        assert await host.evaluate(ACTIVE) == "confirm-cancel"  # the safe choice first
         await press(host, "#confirm-ok")
         await room_state(host, "ended")
+        assert await host.evaluate(ACTIVE) == "end-title"
+        await tab_to(host, "#end-actions a")  # and on to the console
+        assert await host.evaluate("() => document.activeElement.getAttribute('href')") == "/console"
         axe.assert_clean()
     finally:
         await interpreter.close()
@@ -418,13 +595,14 @@ async def test_right_to_left_really_is_right_to_left(server, http, api_headers, 
     await page.evaluate("(e) => sessionStorage.setItem('roomserver.join', e)", json.dumps(entry))
     await page.goto(f"{base(server)}/room/{room_id}")
     await room_state(page, "waiting")
-    # The waiting room's heading is centred by design; the recording notice above it starts on the right,
-    # its marker line (border-inline-start) is on the right edge.
+    # The waiting room's heading is centred by design and reads right to left; in the header, the brand
+    # starts on the right and the recording notice sits at the (left) end, its marker line on its right edge.
     assert await page.evaluate("() => getComputedStyle(document.getElementById('waiting-title')).direction") == "rtl"
-    await check_rtl("#recording-notice strong", "room-waiting")
-    borders = await page.evaluate("""() => { const s = getComputedStyle(document.getElementById('recording-notice'));
-        return [parseFloat(s.borderRightWidth), parseFloat(s.borderLeftWidth)]; }""")
-    assert borders[0] > 0 and borders[1] == 0, borders
+    await check_rtl(".brand", "room-waiting")
+    sides = await page.evaluate("""() => { const n = document.getElementById('recording-notice'), s = getComputedStyle(n);
+        const b = document.querySelector('.brand').getBoundingClientRect(), r = n.getBoundingClientRect();
+        return {right: parseFloat(s.borderRightWidth), left: parseFloat(s.borderLeftWidth), notice: r.left, brand: b.left}; }""")
+    assert sides["right"] > 0 and sides["left"] == 0 and sides["notice"] < sides["brand"], sides
 
 
 @pytest.mark.parametrize("lang", STAFF)

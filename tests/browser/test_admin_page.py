@@ -23,7 +23,7 @@ async def test_admin_manages_departments_and_accounts(server, services, new_page
     await page.locator("#dept-name").fill("Sozialamt")
     await page.get_by_role("button", name="Dienststelle anlegen").click()
     await page.locator("#depts-body tr", has_text="Sozialamt").wait_for(timeout=TIMEOUT)
-    assert services.store.directory.department("sozialamt") is not None
+    assert await services.store.directory.department("sozialamt") is not None
 
     await page.locator("#account-username").fill("dgs-koch")
     await page.locator("#account-display").fill("Frau Koch")
@@ -35,11 +35,11 @@ async def test_admin_manages_departments_and_accounts(server, services, new_page
     password = await page.locator("#account-password-value").inner_text()
     assert re.fullmatch(r"[\w]{4}(-[\w]{4}){3}", password), password
     assert "Deutsche Gebärdensprache" in await row.inner_text()
-    account = services.store.directory.by_username("dgs-koch")
-    assert account.role == "interpreter" and services.store.directory.languages(account.id) == {"dgs"}
+    account = await services.store.directory.by_username("dgs-koch")
+    assert account.role == "interpreter" and await services.store.directory.languages(account.id) == {"dgs"}
 
     await row.get_by_role("button", name="Frau Koch sperren").click()
     await page.get_by_text("Frau Koch ist gesperrt").wait_for(timeout=TIMEOUT)
-    assert services.store.directory.account(account.id).disabled
+    assert (await services.store.directory.account(account.id)).disabled
     errors = [m for m in page.console_log if "Content Security Policy" in m or m.startswith("pageerror")]
     assert not errors, errors

@@ -6,6 +6,7 @@ import json
 import re
 
 from tests.staff import add_staff
+from tests.support import sql
 
 TIMEOUT = 15000  # ms, every wait in these tests
 
@@ -47,7 +48,7 @@ async def test_counsellor_signs_in_creates_invites_and_opens_the_room(server, se
     room_id = await _create_consultation(page, "Beratung Aufenthalt")
     row = page.locator(f'#rooms-body tr[data-room-id="{room_id}"]')
 
-    # Invite a citizen: link, copy button, QR code, validity window.
+    # Invite a citizen: a short link (read out, sent by SMS), copy button, a small QR code, validity window.
     await row.get_by_role("button", name=re.compile("^Einladen")).click()
     dialog = page.locator("#invite-dialog")
     await dialog.get_by_label("Name der eingeladenen Person").fill("Frau M.")
@@ -55,9 +56,9 @@ async def test_counsellor_signs_in_creates_invites_and_opens_the_room(server, se
     await dialog.get_by_role("button", name="Link erstellen").click()
     link = dialog.get_by_role("textbox", name="Einladungslink", exact=True)
     await page.wait_for_function(
-        "() => (document.querySelector('.invite-link') || {}).value?.includes('/join/')", timeout=TIMEOUT)
-    join_url = await link.input_value()
-    assert re.search(rf"/join/{room_id}#[\w-]+\.[\w-]+\.[\w-]+$", join_url), join_url
+        "() => (document.querySelector('.invite-link') || {}).value?.includes('/j/')", timeout=TIMEOUT)
+    short_url = await link.input_value()
+    code = re.fullmatch(r"http://127\.0\.0\.1:\d+/j/([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})", short_url).group(1)
     qr = dialog.get_by_role("img", name="QR-Code des Einladungslinks")
     await qr.wait_for(state="visible", timeout=TIMEOUT)
     assert (await qr.get_attribute("src")).startswith("data:image/svg+xml")
@@ -72,7 +73,7 @@ async def test_counsellor_signs_in_creates_invites_and_opens_the_room(server, se
     shots = artifacts / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(shots / "console-invite-dialog.png"))
-    token = join_url.split("#", 1)[1]
+    token = (await services.consultations.resolve_short(code, services.now()))[1]
     claims = services.codec.decode(token, services.now() + 3600)  # a citizen's link may start before the appointment
     assert claims.role.value == "citizen" and claims.room == room_id and claims.name == "Frau M."
 
@@ -80,7 +81,8 @@ async def test_counsellor_signs_in_creates_invites_and_opens_the_room(server, se
     await dialog.locator(".invite-result").get_by_role("button", name="Zurückziehen").click()
     await page.wait_for_function(
         "() => /zurückgezogen/.test(document.querySelector('.invite-status').textContent)", timeout=TIMEOUT)
-    assert services.store.tokens.get(claims.jti).revoked_at is not None
+    assert (await services.store.tokens.get(claims.jti)).revoked_at is not None
+    assert sql(services, "SELECT COUNT(*) AS n FROM short_links")[0]["n"] == 0  # gone with it
     await dialog.get_by_role("button", name="Schließen").click()
     assert not await dialog.is_visible()
 
@@ -113,7 +115,7 @@ async def test_counsellor_ends_a_consultation_after_confirming(server, services,
     assert "Kurze Beratung" in await end_dialog.inner_text()
     await page.keyboard.press("Escape")
     assert not await end_dialog.is_visible()
-    assert services.store.rooms.get(room_id).state != "ended"
+    assert (await services.store.rooms.get(room_id)).state != "ended"
 
     await row.get_by_role("button", name=re.compile("^Beenden")).click()
     await end_dialog.get_by_role("button", name="Ja, beenden").click()
@@ -122,7 +124,7 @@ async def test_counsellor_ends_a_consultation_after_confirming(server, services,
         f"() => document.querySelector('tr[data-room-id=\"{room_id}\"]')?.dataset.state === 'ended'", timeout=TIMEOUT)
     assert "Beendet" in await row.inner_text()
     assert await row.get_by_role("button").count() == 0
-    assert services.store.rooms.get(room_id).state == "ended"
+    assert (await services.store.rooms.get(room_id)).state == "ended"
     assert not _csp_errors(page), page.console_log
 
 

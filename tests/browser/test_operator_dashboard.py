@@ -6,7 +6,7 @@ import re
 
 import aiohttp
 
-from roomserver.participant import Participant
+from roomserver.peer.participant import Participant
 from tests.staff import add_staff
 from tests.support import create_room, invite
 
@@ -57,7 +57,7 @@ async def test_dashboard_follows_participants_live_and_ends_the_room(server, ser
                 timeout=TIMEOUT)
             assert "verbunden" in await row.inner_text()
         text = await card.inner_text()
-        assert "Beratung: 1" in text and "Bürger/in: 1" in text and "läuft" in text
+        assert "Beraterin/Berater: 1" in text and "Bürgerin/Bürger: 1" in text and "läuft" in text
         assert "Clara" not in await page.content() and "Mustermann" not in await page.content()
         events = page.locator("#events")
         await events.get_by_text("Raum begonnen").first.wait_for(timeout=TIMEOUT)
@@ -85,7 +85,7 @@ async def test_dashboard_follows_participants_live_and_ends_the_room(server, ser
         assert "Beratung Aufenthalt" in await dialog.inner_text()
         await dialog.get_by_role("button", name="Abbrechen").click()
         await dialog.wait_for(state="hidden", timeout=TIMEOUT)
-        assert counsellor.connected and services.store.rooms.get(room).state == "live"
+        assert counsellor.connected and (await services.store.rooms.get(room)).state == "live"
         await end.click()
         await dialog.get_by_role("button", name="Ja, ausführen").click()
         await counsellor.wait_until(lambda: not counsellor.connected, timeout=TIMEOUT / 1000,
@@ -94,8 +94,8 @@ async def test_dashboard_follows_participants_live_and_ends_the_room(server, ser
         await card.wait_for(state="detached", timeout=TIMEOUT)
         await page.get_by_text("Gerade läuft kein Raum.").wait_for(timeout=TIMEOUT)
         await events.get_by_text("Raum beendet").first.wait_for(timeout=TIMEOUT)
-        assert services.store.rooms.get(room).ended_reason == "operator"
-        assert [e.actor for e in services.store.audit.query(action="operator.end_room")] == [operator.id]
+        assert (await services.store.rooms.get(room)).ended_reason == "operator"
+        assert [e.actor for e in await services.store.audit.query(action="operator.end_room")] == [operator.id]
         assert not _csp_errors(page), page.console_log
     finally:
         await citizen.close()
@@ -127,7 +127,7 @@ async def test_dashboard_passes_axe_with_a_room_and_the_dialog_open(server, serv
             await axe.check(page, f"operator-confirm/{lang}")
             await page.keyboard.press("Escape")  # cancels: nothing happens
             await page.wait_for_selector("#confirm[open]", state="detached", timeout=TIMEOUT)
-        assert services.store.rooms.get(room).state == "live"
+        assert (await services.store.rooms.get(room)).state == "live"
         await a.close()
         await b.close()
     axe.assert_clean()

@@ -12,10 +12,23 @@ from __future__ import annotations
 import re
 from contextlib import AsyncExitStack
 
-from roomserver.desk import DESKS_KEY
-from roomserver.participant import Participant
-from tests.browser.desks import DEPT, add_departments, add_expert, open_desk, sign_in
-from tests.browser.pages import WAIT_MS, self_id, wait_js, wait_state, wait_video
+from roomserver.peer.participant import Participant
+from roomserver.ws.desks import DESKS_KEY
+from tests.browser.desks import (
+    DEPT,
+    add_departments,
+    add_expert,
+    counsellor_in_room,
+    open_desk,
+)
+from tests.browser.pages import (
+    WAIT_MS,
+    open_pane,
+    self_id,
+    wait_js,
+    wait_state,
+    wait_video,
+)
 from tests.staff import add_staff
 from tests.support import invite
 
@@ -28,22 +41,6 @@ def _csp_errors(page) -> list[str]:
     return [m for m in page.console_log if "Content Security Policy" in m or m.startswith("pageerror")]
 
 
-async def _counsellor_in_room(server, new_page, staff, title: str):
-    page = await new_page("counsellor")
-    await sign_in(server, page, staff, "/console")
-    await page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
-    await page.get_by_label("Titel").fill(title)
-    await page.locator("#create-waiting").uncheck()
-    await page.get_by_role("button", name="Beratung anlegen").click()
-    row = page.locator("#rooms-body tr", has_text=title)
-    await row.wait_for(timeout=WAIT_MS)
-    room_id = await row.get_attribute("data-room-id")
-    await row.get_by_role("button", name=re.compile("^Raum öffnen")).click()
-    await page.wait_for_url(re.compile(rf"/room/{room_id}$"), timeout=WAIT_MS)
-    await wait_state(page, "in-call")
-    return page, room_id
-
-
 async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, http, api_headers, services,
                                                                        new_page, artifacts):
     add_departments(services)
@@ -52,7 +49,7 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
     emil = add_expert(services, "emil", "Emil Experte")
 
     async with AsyncExitStack() as stack:
-        counsellor, room = await _counsellor_in_room(server, new_page, counsellor_staff, "Beratung Aufenthalt")
+        counsellor, room = await counsellor_in_room(server, new_page, counsellor_staff, "Beratung Aufenthalt")
         ws_url = str(server.make_url("/ws")).replace("http://", "ws://")
         citizen = Participant(ws_url, (await invite(http, api_headers, room, "citizen", "Ayşe"))["token"])
         stack.push_async_callback(citizen.close)
@@ -60,6 +57,7 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
         await wait_video(counsellor, citizen.id)
 
         # Nobody is at a desk yet: the counsellor is told at once and leaves a callback request.
+        await open_pane(counsellor, "expert")
         panel = counsellor.locator("#call-panel")
         await panel.wait_for(state="visible", timeout=WAIT_MS)
         await wait_js(counsellor, """() => [...document.querySelectorAll('#call-panel option')]
@@ -98,7 +96,7 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
         await panel.get_by_role("button", name="Anrufen").click()
         status = panel.locator('.call-status[data-state="ringing"]')
         await status.wait_for(timeout=WAIT_MS)
-        await wait_js(counsellor, """() => /Ausländerbehörde: es klingelt bei 2 Person/.test(
+        await wait_js(counsellor, """() => /Ausländerbehörde: Es klingelt an 2 Arbeitsplätzen[.]/.test(
             document.querySelector('#call-panel .call-status')?.textContent || '')""", what="ringing for 2")
         assert await status.get_by_role("button", name="Abbrechen").is_visible()
         assert re.search(r"Noch \d+ Sekunden", await status.inner_text())
@@ -138,9 +136,12 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
         assert info["framesDecoded"] > 0
         assert await citizen.wait_frames(expert_seat, "video", 3, WAIT_MS / 1000) >= 3
 
-        # The counsellor's panel says who accepted.
-        await wait_js(counsellor, """() => /Erika Expertin \\(Ausländerbehörde\\) hat angenommen/.test(
-            document.querySelector('#call-panel .call-status')?.textContent || '')""", what="accepted in the panel")
+        # The counsellor's panel followed the call: accepted, then in the room, then the box goes away.
+        await wait_js(counsellor, """() => !document.querySelector('#call-panel .call-status[data-call]')
+            || /Erika Expertin ist jetzt in der Beratung/.test(document.querySelector('#call-panel .call-status').textContent)""",
+                      what="the expert in the room, in the panel")
+        await wait_js(counsellor, "() => !document.querySelector('#call-panel .call-status[data-call]')",
+                      what="the call's box gone")
 
         # Emil's desk stops ringing and says a colleague took it.
         await wait_js(desk_b, "() => !document.querySelector('.desk-call') && !window.deskDebug.ringtone",
@@ -150,7 +151,7 @@ async def test_counsellor_calls_two_desks_ring_one_accepts_and_is_seen(server, h
         assert "Eine Kollegin/ein Kollege hat den Anruf übernommen" in await notice.inner_text()
         assert await notice.get_attribute("data-reason") == "taken"
 
-        row = services.store.calls.get(call_id)
+        row = await services.store.calls.get(call_id)
         assert row.state == "accepted" and row.accepted_by == erika.id
         # The callback request is done: it leaves every desk of the office.
         await desk_b.get_by_role("button", name=re.compile("^Rückrufbitte von Clara Beraterin")).click()
@@ -177,11 +178,11 @@ async def test_desk_availability_buttons_and_reconnect_indicator(server, service
     await page.keyboard.press("Enter")
     await wait_js(page, "() => document.querySelector('.desk-status[data-status=away]')"
                         ".getAttribute('aria-pressed') === 'true'", what="away pressed")
-    assert desks.board.desks[erika.id].availability.value == "away"
+    assert desks.host.board.desks[erika.id].availability.value == "away"
     assert "abwesend" in await page.locator("#desk-status-text").inner_text()
     await busy.click()
     await wait_js(page, "() => document.body.dataset.status === 'busy'", what="busy")
-    assert desks.board.desks[erika.id].availability.value == "busy"
+    assert desks.host.board.desks[erika.id].availability.value == "busy"
     assert await available.get_attribute("aria-pressed") == "false"
 
     # The server drops the desk socket: the page shows it, reconnects by itself and says so.
@@ -201,13 +202,13 @@ async def test_desk_availability_buttons_and_reconnect_indicator(server, service
     assert await busy.get_attribute("aria-pressed") == "true"
     await available.click()
     await wait_js(page, "() => document.body.dataset.status === 'available'", what="available again")
-    assert desks.board.desks[erika.id].sockets == 1
+    assert desks.host.board.desks[erika.id].sockets == 1
 
     # In a consultation (joined from another tab or device): busy automatically, available after.
     desks.entered_room(erika.id, "r_elsewhere")
     await wait_js(page, "() => document.body.dataset.status === 'busy'", what="busy while in a consultation")
     assert "in einer Beratung" in await page.locator("#desk-status-text").inner_text()
     assert await available.get_attribute("aria-pressed") == "true"  # the own choice stays
-    desks.left_room(erika.id, "r_elsewhere")
+    desks.left_room(erika.id, "r_elsewhere", "left")
     await wait_js(page, "() => document.body.dataset.status === 'available'", what="available after it")
     assert not _csp_errors(page), _page_log(page)

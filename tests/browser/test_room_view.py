@@ -12,14 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 
-from roomserver.participant import Participant
-from roomserver.signalling import SIGNALLING_KEY
-from tests.browser.pages import WAIT_MS, base_url, self_id, video_of, wait_js, wait_state, wait_video
+from roomserver import i18n
+from roomserver.peer.participant import Participant
+from roomserver.ws import SIGNALLING_KEY
+from tests.browser.pages import (
+    WAIT_MS,
+    base_url,
+    open_pane,
+    self_id,
+    video_of,
+    wait_js,
+    wait_state,
+    wait_video,
+)
 from tests.support import create_room, invite
 
 
@@ -57,6 +68,7 @@ async def counsellor_and_citizen_in_call(server, http, api_headers, new_page):
 
 
 async def chat(page, text: str) -> None:
+    await open_pane(page, "chat")
     await page.get_by_label("Nachricht", exact=True).fill(text)
     await page.get_by_role("button", name="Senden").click()
 
@@ -124,24 +136,26 @@ async def test_room_two_pages(server, http, api_headers, new_page):
     # Tiles with name and role label, a pin button per tile that is keyboard operable.
     tile = counsellor.locator(f'.tile[data-peer="{e_id}"]')
     await tile.get_by_text("Herr Kaya").wait_for(timeout=WAIT_MS)
-    await tile.get_by_text("Expertin/Experte").wait_for(timeout=WAIT_MS)
+    await tile.get_by_text(i18n.translate("de", "room.role.expert")).wait_for(timeout=WAIT_MS)
     pin = tile.get_by_role("button", name="Anheften und vergrößern: Herr Kaya")
     await pin.focus()
     await counsellor.keyboard.press("Enter")
     assert await pin.get_attribute("aria-pressed") == "true"
     assert await tile.evaluate("(n) => n.classList.contains('pinned')")
     # The counsellor's panel lists both with role and connection state.
+    await open_pane(counsellor, "people")
     people = counsellor.locator("#people")
     await people.get_by_text("Herr Kaya").wait_for(timeout=WAIT_MS)
     await wait_js(counsellor, "(id) => document.querySelector(`#people li[data-peer='${id}']`)"
                               "?.dataset.connection === 'connected'", e_id, "connected in the participant list")
-    assert await expert.locator("#moderation").is_hidden()
+    assert await expert.locator("#ctl-people").is_hidden() and await expert.locator("#ctl-end").is_hidden()
 
     # Chat both ways, over the data channel only.
     await wait_js(counsellor, "() => window.roomserverDebug.chatOpen() === 1", what="chat channel")
     await wait_js(expert, "() => window.roomserverDebug.chatOpen() === 1", what="chat channel")
     await chat(counsellor, "Guten Tag, Herr Kaya – Frage zum Aufenthaltstitel")
     await chat_arrives(expert, "Guten Tag, Herr Kaya – Frage zum Aufenthaltstitel")
+    assert "Neue Nachrichten: 1" in await expert.inner_text("#ctl-chat")  # counted while her chat is closed
     await chat(expert, "Gern, ich höre zu. Ümlaut & <b>kein HTML</b>")
     await chat_arrives(counsellor, "Gern, ich höre zu. Ümlaut & <b>kein HTML</b>")
     assert await counsellor.locator("#chat-log b").count() == 0  # text, never markup
@@ -191,6 +205,13 @@ async def test_room_waiting_admit(server, http, api_headers, new_page):
     await wait_state(citizen, "waiting")
     await citizen.get_by_role("heading", name="Sie sind im Warteraum").wait_for(timeout=WAIT_MS)
 
+    # A knock: heard, seen on the people button, and in the tab's title.
+    await wait_js(counsellor, "() => window.roomserverDebug.knocks >= 1", what="the knock")
+    await counsellor.locator("#people-badge", has_text="1").wait_for(timeout=WAIT_MS)
+    people = await counsellor.get_by_role("button", name=re.compile("^Teilnehmende")).inner_text()
+    assert "Im Warteraum: 1" in people, people  # the count in words, for a screen reader
+    assert (await counsellor.title()).startswith("(1) ")
+    await open_pane(counsellor, "people")
     entry = counsellor.locator("#lobby li", has_text="Ayşe Yılmaz")
     await entry.wait_for(timeout=WAIT_MS)
     await entry.get_by_role("button", name="Einlassen: Ayşe Yılmaz").click()
@@ -201,6 +222,8 @@ async def test_room_waiting_admit(server, http, api_headers, new_page):
     await wait_video(citizen, c_id)
     await counsellor.locator(f'.tile[data-peer="{z_id}"]').get_by_text("Bürgerin/Bürger").wait_for(timeout=WAIT_MS)
     await wait_js(counsellor, "() => document.querySelectorAll('#lobby li').length === 0", what="empty lobby")
+    assert await counsellor.locator("#people-badge").inner_text() == ""
+    assert not (await counsellor.title()).startswith("(")
     for page in (counsellor, citizen):
         assert not csp_violations(page), page.console_log
 
@@ -308,7 +331,7 @@ async def test_room_with_aiortc(server, http, api_headers, new_page, first):
 
 
 async def test_room_deny_and_remove(server, http, api_headers, new_page):
-    """The counsellor's panel: deny from the waiting room; remove after a confirmation."""
+    """The counsellor's panel: deny from the waiting room; release an expert after a confirmation."""
     room = await create_room(http, api_headers, waiting_room=True)
     counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
     citizen_token = (await invite(http, api_headers, room, "citizen", "Ayşe"))["token"]
@@ -318,6 +341,7 @@ async def test_room_deny_and_remove(server, http, api_headers, new_page):
 
     citizen = await by_storage(new_page, server, "citizen", room, citizen_token)
     await wait_state(citizen, "waiting")
+    await open_pane(counsellor, "people")
     await counsellor.get_by_role("button", name="Abweisen: Ayşe").click()
     await wait_state(citizen, "denied")
     await citizen.get_by_role("heading", name="Sie wurden nicht eingelassen.").wait_for(timeout=WAIT_MS)
@@ -326,25 +350,30 @@ async def test_room_deny_and_remove(server, http, api_headers, new_page):
     await wait_state(expert, "in-call")
     e_id = await self_id(expert)
     await wait_video(counsellor, e_id)
-    remove = counsellor.get_by_role("button", name="Entfernen: Herr Kaya")
+    # An expert is released, not removed: its own action and words.
+    release = counsellor.get_by_role("button", name="Verabschieden: Herr Kaya")
     # Cancel first: nothing happens.
-    await remove.click()
-    dialog = counsellor.get_by_role("dialog", name="Herr Kaya entfernen?")
+    await release.click()
+    dialog = counsellor.get_by_role("dialog", name="Herr Kaya verabschieden?")
+    assert "am Arbeitsplatz wieder" in await dialog.inner_text()
     await dialog.get_by_role("button", name="Abbrechen").click()
     await dialog.wait_for(state="hidden", timeout=WAIT_MS)
     assert await expert.evaluate("() => document.body.dataset.roomState") == "in-call"
     # Then confirm with the keyboard.
-    await remove.click()
-    await dialog.get_by_role("button", name="Entfernen").focus()
+    await release.click()
+    await dialog.get_by_role("button", name="Verabschieden").focus()
     await counsellor.keyboard.press("Enter")
     await wait_state(expert, "removed")
+    await expert.get_by_role("heading", name="Sie wurden aus der Beratung verabschiedet.").wait_for(timeout=WAIT_MS)
+    assert await expert.locator("#end-actions button, #end-actions a").count() == 0  # a link, not a desk: no way back
+    await wait_js(counsellor, "() => document.getElementById('chat-log').textContent.includes('wurde verabschiedet')",
+                  what="the release in the counsellor's log")
     await wait_js(counsellor, "(id) => !document.querySelector(`.tile[data-peer='${id}']`)", e_id, "the tile gone")
     assert await counsellor.evaluate("() => document.body.dataset.roomState") == "in-call"
 
 
 async def test_room_page_shell_and_texts(server, http):
     """The shell: strict CSP, no caching, no inline script or style, every text in both catalogs."""
-    import re
     from pathlib import Path
 
     r = await http.get("/room/r_abc123", headers={"Accept-Language": "de"})
@@ -352,7 +381,10 @@ async def test_room_page_shell_and_texts(server, http):
     html = await r.text()
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
     assert r.headers["Cache-Control"] == "no-store"
-    assert 'data-room="r_abc123"' in html and "Aufzeichnen ist nicht erlaubt" in html
+    assert 'data-room="r_abc123"' in html and i18n.translate("de", "room.recording.text") in html
+    assert "technisch nicht möglich" not in html  # anyone can film a screen: no such promise
+    assert html.count(i18n.translate("de", "room.recording.title")) == 1  # said once (no footer saying it again)
+    assert "data-staff" not in html
     assert not re.search(r"<script(?![^>]*\bsrc=)", html) and " style=" not in html and "<style" not in html
     assert 'name="csrf-token"' not in html  # only for a signed-in staff member
     assert (await http.get("/room/..%2Fetc")).status == 404
@@ -360,7 +392,8 @@ async def test_room_page_shell_and_texts(server, http):
     root = Path(__file__).resolve().parents[2] / "web"
     catalogs = {lang: json.loads((root / "static" / "i18n" / f"{lang}.json").read_text("utf-8")) for lang in ("de", "en")}
     used: set[str] = set()
-    for name in ("static/js/room.js", "static/js/roomview.js", "templates/room.html"):
+    for name in ("static/js/room.js", "static/js/roomview.js", "static/js/tiles.js", "static/js/moderation.js",
+                 "static/js/chatview.js", "templates/room.html"):
         used |= set(re.findall(r"""\bt\(\s*["'](room\.[A-Za-z0-9_.]+)["']""", (root / name).read_text("utf-8")))
     # Keys built at run time from protocol values.
     used |= {f"room.role.{r}" for r in ("counsellor", "citizen", "expert", "interpreter", "unknown")}
@@ -371,7 +404,8 @@ async def test_room_page_shell_and_texts(server, http):
         "resume_unknown", "protocol")}
     used |= {f"room.people.{s}" for s in ("connected", "connecting", "reconnecting")}
     used |= {f"room.tile.{s}" for s in ("connecting", "reconnecting")}
-    used |= {f"room.event.left_{r}" for r in ("left", "removed", "timeout", "ended")}
+    used |= {f"room.event.left_{r}" for r in ("left", "removed", "timeout", "ended", "released")}
+    used |= {f"room.corner.{c}" for c in ("bottom-right", "bottom-left", "top-left", "top-right")}
     used |= {f"room.media.{m}" for m in ("NotAllowedError", "NotFoundError", "NotReadableError",
                                          "OverconstrainedError", "partial", "unsupported", "other")}
     for lang, catalog in catalogs.items():
@@ -388,4 +422,7 @@ async def test_room_page_carries_csrf_for_staff(server, services):
         assert r.status == 200, await r.text()
         csrf = (await r.json())["csrf_token"]
         page = await session.get("/room/r_abc123")
-        assert csrf_meta(await page.text()) == csrf
+        html = await page.text()
+        assert csrf_meta(html) == csrf
+        assert 'data-staff="counsellor"' in html  # the way back to the console when it is over
+        assert "css/invite.css" in html and "css/callpanel.css" in html

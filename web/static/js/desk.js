@@ -5,13 +5,16 @@
 // rings (WebAudio oscillator, no audio file), shows a card that takes the focus, is read
 // out assertively, and raises a browser notification when the person allowed them. On
 // `accepted` this tab goes straight into the consultation (the token is in the URL
-// fragment, which never reaches the server).
+// fragment, which never reaches the server). A consultation one left while the call stands
+// is offered under "Zurück in die Beratung" (`returns`); `rejoin` brings a fresh single-use
+// token, and this tab goes back in the same way.
 //
 // DEBUG HANDLE: window.deskDebug (connection state, ringing call ids, ring tone and its audio
 // context state, drop() to simulate a network drop).
 
 import { el } from "./dom.js";
 import { initI18n, t } from "./i18n.js";
+import { unlockAudio } from "./sound.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const PING_INTERVAL_MS = 10000;
@@ -53,16 +56,7 @@ class Ringer {
 
   /** Create (or resume) the audio context; browsers allow sound after a click or key. */
   unlock() {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx) return;
-    if (!this.ctx) {
-      try {
-        this.ctx = new Ctx();
-      } catch {
-        return;
-      }
-    }
-    if (this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
+    this.ctx = unlockAudio(this.ctx);
   }
 
   beep(at, frequency) {
@@ -260,7 +254,7 @@ class Desk {
   }
 
   setControls(enabled) {
-    for (const button of document.querySelectorAll(".desk-status, .desk-call button, .desk-callbacks button")) {
+    for (const button of document.querySelectorAll(".desk-status, .desk-call button, .desk-callbacks button, .desk-returns button")) {
       button.disabled = !enabled;
     }
   }
@@ -276,6 +270,7 @@ class Desk {
       case "accepted": return this.onAccepted(m);
       case "presence": return this.onPresence(m);
       case "callbacks": return this.renderCallbacks(m.callbacks || []);
+      case "returns": return this.renderReturns(m.calls || []);
       case "direct-invite": return this.directInvite(m);
       case "error": return this.onError(m);
       default: return undefined;
@@ -289,6 +284,7 @@ class Desk {
     this.startPings();
     this.onPresence(m);
     this.renderCallbacks(m.callbacks || []);
+    this.renderReturns(m.returns || [], { first: !again });
     // The server's list of ringing calls is the truth now.
     const ringing = new Set((m.ringing || []).map((c) => c.id));
     for (const id of [...this.calls.keys()]) if (!ringing.has(id)) this.removeCall(id);
@@ -343,7 +339,7 @@ class Desk {
     if (fresh) {
       const text = t("desk.call.alert", { title: call.room_title, caller: call.caller_name, target: call.target_label });
       alarm(text);
-      entry.li.focus();
+      entry.box.focus();
       this.notify(call, entry);
     }
   }
@@ -355,7 +351,8 @@ class Desk {
       "aria-describedby": `${id}-title` });
     const decline = el("button", { type: "button", class: "button-danger desk-decline", text: t("desk.call.decline"),
       "aria-describedby": `${id}-title` });
-    const li = el("li", { class: "desk-call", "data-call": call.id, tabindex: "-1", role: "group",
+    // The list item holds a group (a list may only hold items); the group takes the focus when it rings.
+    const box = el("div", { class: "desk-call", "data-call": call.id, tabindex: "-1", role: "group",
       "aria-labelledby": `${id}-heading`, "aria-describedby": `${id}-title ${id}-countdown` },
       el("h3", { id: `${id}-heading`, class: "desk-call-heading" },
         el("span", { class: "desk-call-icon", "aria-hidden": "true", text: "☎" }), " ",
@@ -367,7 +364,8 @@ class Desk {
         el("dd", { text: call.target_label || call.target })),
       countdown,
       el("div", { class: "buttons desk-call-buttons" }, accept, decline));
-    const entry = { call, li, countdown, notification: null, timer: null };
+    const li = el("li", { class: "desk-call-item" }, box);
+    const entry = { call, li, box, countdown, notification: null, timer: null };
     accept.addEventListener("click", () => {
       this.ringer.unlock();
       accept.disabled = true;
@@ -404,7 +402,7 @@ class Desk {
       });
       n.addEventListener("click", () => {
         window.focus();
-        entry.li.focus();
+        entry.box.focus();
         n.close();
       });
       entry.notification = n;
@@ -455,6 +453,13 @@ class Desk {
   }
 
   onError(m) {
+    if (m.ref === "rejoin") {
+      for (const button of document.querySelectorAll(".desk-rejoin")) button.disabled = false;
+      const key = `desk.error.${m.code}`;
+      const text = t(key);
+      this.showNotice(text === key ? t("desk.error.other") : text, "error");
+      return;
+    }
     if (m.ref === "accept" || m.ref === "decline") {
       if (m.code === "call_taken") {
         for (const entry of [...this.calls.values()]) {
@@ -501,6 +506,35 @@ class Desk {
       } catch {
         /* notifications unavailable */
       }
+    }
+  }
+
+  // -- "zurück in die Beratung" -----------------------------------------------------------
+
+  /** Consultations this person left while the call stands; `first`: the page just opened (focus the offer). */
+  renderReturns(calls, { first = false } = {}) {
+    const list = $("returns");
+    const hadFocus = list.contains(document.activeElement);
+    list.replaceChildren();
+    $("returns-section").hidden = calls.length === 0;
+    for (const call of calls) {
+      const button = el("button", { type: "button", class: "button-primary desk-rejoin", "data-call": call.id,
+        text: t("desk.returns.button"), "aria-label": t("desk.returns.label", { title: call.room_title || "–" }) });
+      button.addEventListener("click", () => {
+        if (this.send({ type: "rejoin", call: call.id })) {
+          button.disabled = true;
+          this.showNotice(t("desk.returns.joining"), "joining");
+        }
+      });
+      list.append(el("li", { class: "desk-return", "data-call": call.id },
+        el("p", { text: t("desk.returns.item", { title: call.room_title || "–", caller: call.caller_name || "–" }) }),
+        button));
+    }
+    if (calls.length && first) {
+      list.querySelector("button").focus();
+      say(t("desk.returns.offer", { title: calls[0].room_title || "–" }));
+    } else if (hadFocus) {
+      (list.querySelector("button") || $("calls-title")).focus();
     }
   }
 

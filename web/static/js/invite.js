@@ -7,20 +7,30 @@
 // Standalone: needs only the container and <meta name="csrf-token"> on the page (the signed-in
 // counsellor's session). Talks to the REST API (POST/GET/DELETE /api/v1/rooms/{id}/invites) and to
 // POST /console/qr for the QR code as SVG (shown as a data: URL, which the CSP allows for images).
-// Its styles are css/invite.css; the panel links them itself when the page has not.
+// The link shown, copied and put in the QR code is the invite's short link (/j/XXXX-XXXX-XXXX:
+// short enough for an SMS or to read out on the phone) when it has one.
+// Its styles are css/invite.css, which every page that shows the panel links (the design system
+// has no stylesheet injected by a script).
+//
+// panel.refreshList() reloads "Offene Einladungen"; the room page calls it when someone is
+// admitted, turned away or removed, so a withdrawn invite does not linger there.
 
 import { initI18n, t } from "./i18n.js";
 import { request, errorText } from "./staffapi.js";
 import { el } from "./dom.js";
 
 const ROLES = ["citizen", "interpreter", "expert"];
+// The citizen languages of the e-mail, each named in itself (the same names as the join page's choice).
+const MAIL_LANGUAGES = [["de", "Deutsch"], ["en", "English"], ["tr", "Türkçe"], ["ar", "العربية"],
+  ["uk", "Українська"], ["ru", "Русский"], ["fa", "فارسی"]];
+
+// <meta name="mail-enabled" content="true">: the server has an SMTP server; otherwise no e-mail field at all.
+function mailEnabled() {
+  const meta = document.querySelector('meta[name="mail-enabled"]');
+  return Boolean(meta && meta.content === "true");
+}
 let counter = 0;
 
-
-function ensureStyles() {
-  if (document.querySelector('link[rel="stylesheet"][href*="css/invite.css"]')) return;
-  document.head.append(el("link", { rel: "stylesheet", href: "/static/css/invite.css" }));
-}
 
 function formatTime(iso) {
   if (!iso) return "";
@@ -53,6 +63,24 @@ class InvitePanel {
       this.roleSelect.append(el("option", { value: role, text: t(`invite.role.${role}`) }));
     }
     this.submit = el("button", { type: "submit", class: "button-primary", text: t("invite.create") });
+    // E-mail (citizens only, when the server sends mail): the address and the language of the message.
+    this.emailInput = el("input", {
+      id: `${id}-email`, name: "email", type: "email", maxlength: 254, autocomplete: "off", spellcheck: "false",
+      "aria-describedby": `${id}-email-hint`,
+    });
+    this.languageSelect = el("select", { id: `${id}-language`, name: "language" });
+    for (const [code, label] of MAIL_LANGUAGES) {
+      this.languageSelect.append(el("option", { value: code, lang: code, text: label }));
+    }
+    this.mailFields = el("div", { class: "invite-mail", hidden: true },
+      el("div", { class: "field" },
+        el("label", { for: `${id}-email`, text: t("invite.email") }),
+        this.emailInput,
+        el("p", { id: `${id}-email-hint`, class: "hint", text: t("invite.email_hint") })),
+      el("div", { class: "field" },
+        el("label", { for: `${id}-language`, text: t("invite.email_language") }),
+        this.languageSelect));
+    this.roleSelect.addEventListener("change", () => this.showMailFields());
     this.form = el("form", { class: "invite-form", novalidate: true },
       el("div", { class: "field" },
         el("label", { for: `${id}-name`, text: t("invite.name") }),
@@ -61,7 +89,9 @@ class InvitePanel {
       el("div", { class: "field" },
         el("label", { for: `${id}-role`, text: t("invite.role") }),
         this.roleSelect),
+      this.mailFields,
       el("div", { class: "invite-actions" }, this.submit));
+    this.showMailFields();
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.create();
@@ -76,7 +106,7 @@ class InvitePanel {
     this.copyButton = el("button", { type: "button", class: "invite-copy", text: t("invite.copy") });
     this.copyButton.addEventListener("click", () => this.copy());
     this.validity = el("p", { class: "invite-validity" });
-    this.qrImage = el("img", { class: "invite-qr", alt: t("invite.qr"), width: 200, height: 200 });
+    this.qrImage = el("img", { class: "invite-qr", alt: t("invite.qr"), width: 136, height: 136 });
     this.qrFigure = el("figure", { class: "invite-qr-figure", hidden: true },
       this.qrImage, el("figcaption", { text: t("invite.qr_hint") }));
     this.withdrawButton = el("button", { type: "button", class: "invite-withdraw button-danger",
@@ -100,6 +130,10 @@ class InvitePanel {
       el("div", { class: "invite-open", role: "group", "aria-labelledby": `${id}-list-title` },
         listTitle, this.listEmpty, this.list));
     this.container.replaceChildren(this.root);
+  }
+
+  showMailFields() {
+    this.mailFields.hidden = !(mailEnabled() && this.roleSelect.value === "citizen");
   }
 
   say(text, kind = "") {
@@ -137,17 +171,34 @@ class InvitePanel {
     const body = { role, name };
     const lifetime = this.lifetimeFor(role);
     if (lifetime !== undefined) body.lifetime_seconds = lifetime;
+    const email = this.mailFields.hidden ? "" : this.emailInput.value.trim();
+    if (email) {
+      if (!this.emailInput.checkValidity()) {
+        this.emailInput.setAttribute("aria-invalid", "true");
+        this.say(t("invite.error.email"), "error");
+        this.emailInput.focus();
+        return;
+      }
+      body.email = email;
+      body.language = this.languageSelect.value;
+    }
+    this.emailInput.removeAttribute("aria-invalid");
     this.submit.disabled = true;
     this.say(t("invite.creating"));
     try {
       const invite = await request("POST", this.path(), { body });
       await this.show(invite, name);
-      this.say(t("invite.created"), "ok");
+      this.say(email ? t("invite.emailed", { email }) : t("invite.created"), "ok");
       this.nameInput.value = "";
+      this.emailInput.value = "";
       this.linkInput.focus();
       this.linkInput.select();
     } catch (err) {
       this.say(errorText(err), "error");
+      if (err && err.code === "invalid_email") {
+        this.emailInput.setAttribute("aria-invalid", "true");
+        this.emailInput.focus();
+      }
     } finally {
       this.submit.disabled = false;
       this.refreshList();
@@ -156,7 +207,8 @@ class InvitePanel {
 
   async show(invite, name) {
     this.current = invite;
-    this.linkInput.value = invite.join_url;
+    const link = invite.short_url || invite.join_url;
+    this.linkInput.value = link;
     this.linkInput.disabled = false;
     this.copyButton.disabled = false;
     this.withdrawButton.disabled = false;
@@ -166,7 +218,7 @@ class InvitePanel {
     this.result.hidden = false;
     this.qrFigure.hidden = true;
     try {
-      const response = await request("POST", "/console/qr", { body: { text: invite.join_url }, raw: true });
+      const response = await request("POST", "/console/qr", { body: { text: link }, raw: true });
       const svg = await response.text();
       this.qrImage.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
       this.qrFigure.hidden = false;
@@ -263,7 +315,6 @@ class InvitePanel {
 export async function mountInvitePanel(container, roomId) {
   if (!container || !roomId) throw new Error("mountInvitePanel(container, roomId): both are required");
   await initI18n();
-  ensureStyles();
   const panel = new InvitePanel(container, String(roomId));
   panel.build();
   await panel.loadRoom();

@@ -2,9 +2,16 @@
 // the device and network check against the server's echo peer, then hand over to the
 // in-room page.
 //
+// Consent is asked once per invite and notice version: when the check says this invite
+// already agreed to the current notice, the page goes straight to camera and microphone
+// (with a button to read the notice again); a consent to an older version shows the notice
+// again with a line saying it changed. "No" after having agreed withdraws the consent.
+//
 // The link is /join/{room}#<token>: the token is read from the fragment (never sent in a
 // URL), removed from the address bar, and kept in sessionStorage for this tab only, so a
-// reload or a language switch (?lang=) still works.
+// reload or a language switch (?lang=) still works. A short link /j/K7QM-3XWD-9FHT is
+// resolved first (POST /j/resolve → {room, token}); the address bar then shows
+// /join/{room}, and everything goes on as for a long link.
 //
 // Hand-over to /room/{room}: sessionStorage "roomserver.join" holds
 //   {room, token, name, audioInput, videoInput, audioOutput}
@@ -23,7 +30,8 @@ import {
   playTestTone,
   stopStream,
 } from "./devicecheck.js";
-import { EchoCheck } from "./echocheck.js";
+import { EchoCheck, LIMITS } from "./echocheck.js";
+import { adviceBox } from "./netadvice.js";
 
 const TOKEN_KEY = "roomserver.jointoken";
 const HANDOVER_KEY = "roomserver.join";
@@ -32,7 +40,8 @@ const MAX_NAME = 64;
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 
 const root = document.getElementById("join");
-const room = root.dataset.room;
+let room = root.dataset.room; // empty on a short link until it is resolved
+const SHORT_PATH = /^\/[jJ]\/([^/?#]+)$/;
 const notice = root.dataset.notice;
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +49,7 @@ const state = {
   token: null,
   info: null, // the /check answer
   stream: null,
+  acquiring: null, // the camera and microphone being opened (the check waits for them)
   meter: new LevelMeter($("level-meter")),
   echo: null,
   screen: "loading",
@@ -115,9 +125,11 @@ function formatTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return null;
   try {
+    // The Gregorian calendar in every language: the date on the citizen's letter.
     return new Intl.DateTimeFormat(document.documentElement.lang || "de", {
       dateStyle: "full",
       timeStyle: "short",
+      calendar: "gregory",
     }).format(date);
   } catch {
     return date.toLocaleString();
@@ -132,6 +144,7 @@ const SCREEN_FOR_CODE = {
   token_not_yet_valid: "notyet",
   room_ended: "ended",
   token_revoked: "revoked",
+  short_link_unknown: "invalid",
   offline: "offline",
   internal_error: "offline",
   rate_limited: "offline",
@@ -167,6 +180,9 @@ async function checkLink() {
   $("notice-room-time").textContent = formatTime(start) ? `– ${formatTime(start)}` : "";
   $("notice-appointment").hidden = false;
   say("");
+  const consent = state.info.consent;
+  if (consent && consent.current) return startDevices(); // agreed to this very notice already
+  $("notice-changed").hidden = !consent; // agreed to an older version: say why it is asked again
   show("notice");
 }
 
@@ -180,11 +196,33 @@ async function giveConsent() {
       if (result.error.code === "unknown_notice") return location.reload(); // a newer notice: show it
       return showProblem(result.error);
     }
+    state.info.consent = { notice, given_at: result.data.given_at, current: true };
+    $("notice-changed").hidden = true;
     await startDevices();
   } finally {
     state.busy = false;
     $("consent-yes").disabled = false;
   }
+}
+
+/** "No": after an earlier "yes" for this invite, that consent is withdrawn on the server. */
+async function decline() {
+  if (state.busy) return;
+  const had = Boolean(state.info && state.info.consent);
+  closeEcho();
+  releaseMedia();
+  if (had) {
+    state.busy = true;
+    try {
+      const result = await post(`/join/${encodeURIComponent(room)}/consent/withdraw`, { token: state.token });
+      if (!result.ok) return showProblem(result.error);
+      state.info.consent = null;
+    } finally {
+      state.busy = false;
+    }
+  }
+  $("declined-withdrawn").hidden = !had;
+  show("declined");
 }
 
 // ------------------------------------------------------------------ (b) devices and name
@@ -196,7 +234,8 @@ async function startDevices() {
   input.readOnly = !citizen;
   $("name-hint").textContent = citizen ? t("join.devices.name_hint") : t("join.devices.name_fixed");
   show("devices");
-  await acquire({});
+  state.acquiring = acquire({});
+  await state.acquiring;
 }
 
 function releaseMedia() {
@@ -226,20 +265,21 @@ async function acquire(choice) {
   $("no-microphone").hidden = hasAudio;
   state.meter.attach(stream);
   await refreshDevices();
-  if (state.screen !== "devices") show("devices");
+  // Back from an error screen; but never pull someone who already went on to the check back.
+  if (state.screen !== "devices" && state.screen !== "check") show("devices");
   say(t("join.status.media_ready"));
 }
 
 async function refreshDevices() {
   const devices = await listDevices();
-  const none = t("join.devices.none");
   fillSelect($("camera-select"), devices.videoinput, deviceOf(state.stream, "video"),
-    (n) => t("join.devices.camera_n", { n }), none);
+    (n) => t("join.devices.camera_n", { n }), t("join.devices.none_camera"));
   fillSelect($("microphone-select"), devices.audioinput, deviceOf(state.stream, "audio"),
-    (n) => t("join.devices.microphone_n", { n }), none);
+    (n) => t("join.devices.microphone_n", { n }), t("join.devices.none_microphone"));
   const speakers = canChooseSpeaker() ? devices.audiooutput : [];
   const current = $("speaker-select").value || null;
-  fillSelect($("speaker-select"), speakers, current, (n) => t("join.devices.speaker_n", { n }), none);
+  fillSelect($("speaker-select"), speakers, current, (n) => t("join.devices.speaker_n", { n }),
+    t("join.devices.none_speaker"));
   $("speaker-field").hidden = speakers.length === 0;
 }
 
@@ -269,8 +309,11 @@ function closeEcho() {
 function showFigures({ rttMs, videoBack }) {
   const rtt = $("check-rtt");
   if (rttMs !== null && rttMs !== undefined) {
-    rtt.textContent = t("join.check.rtt_value", { ms: rttMs });
+    // Words a citizen understands; the figure stays for support (and the tests) in data-ms.
+    const speed = rttMs <= LIMITS.good.rttMs ? "fast" : rttMs <= LIMITS.okay.rttMs ? "ok" : "slow";
+    rtt.textContent = t(`join.check.speed.${speed}`);
     rtt.dataset.ms = String(rttMs);
+    rtt.dataset.speed = speed;
   }
   const video = $("check-video");
   if (!state.stream || state.stream.getVideoTracks().length === 0) video.textContent = t("join.check.video_none");
@@ -288,6 +331,9 @@ async function runCheck() {
   verdictBox.hidden = true;
   verdictBox.dataset.verdict = "";
   say(t("join.status.check_running"));
+  // Someone quicker than her camera: the check needs the picture, so it waits for it.
+  if (state.acquiring) await state.acquiring;
+  if (state.screen !== "check") return; // the camera failed meanwhile: its screen says what to do
 
   const echo = new EchoCheck({
     token: state.token,
@@ -308,6 +354,8 @@ async function runCheck() {
   const title = t(`join.check.${verdict}.title`);
   $("verdict-title").textContent = title;
   $("verdict-advice").textContent = t(`join.check.${verdict}.advice`);
+  document.getElementById("network-advice")?.remove();
+  if (verdict === "failed" && result.code === undefined) $("verdict-advice").after(adviceBox(state.info.ice_servers));
   verdictBox.dataset.verdict = verdict;
   verdictBox.hidden = false;
   say(t("join.status.check_done", { verdict: title }));
@@ -348,8 +396,9 @@ function join() {
 
 function wire() {
   $("consent-yes").addEventListener("click", giveConsent);
-  $("consent-no").addEventListener("click", () => show("declined"));
+  $("consent-no").addEventListener("click", decline);
   $("declined-back").addEventListener("click", () => show("notice"));
+  $("reread-notice").addEventListener("click", () => show("notice"));
   $("camera-select").addEventListener("change", () => acquire(chosen()));
   $("microphone-select").addEventListener("change", () => acquire(chosen()));
   $("speaker-test").addEventListener("click", async () => {
@@ -383,7 +432,7 @@ function wire() {
   for (const button of root.querySelectorAll(".retry-media")) {
     button.addEventListener("click", () => {
       show("devices");
-      acquire({});
+      state.acquiring = acquire({});
     });
   }
   for (const button of root.querySelectorAll(".recheck")) button.addEventListener("click", checkLink);
@@ -398,9 +447,35 @@ function wire() {
   });
 }
 
+/** A short link: ask which invite the code stands for; then the address bar shows /join/{room}. */
+async function resolveShort(code) {
+  const result = await post("/j/resolve", { code });
+  if (!result.ok) {
+    showProblem(result.error);
+    return false;
+  }
+  room = result.data.room;
+  root.dataset.room = room;
+  history.replaceState(null, "", `/join/${encodeURIComponent(room)}${location.search}`);
+  storage()?.setItem(TOKEN_KEY, JSON.stringify({ room, token: result.data.token }));
+  return true;
+}
+
 async function main() {
   await initI18n();
   wire();
+  const short = SHORT_PATH.exec(location.pathname);
+  if (short) {
+    show("loading");
+    say(t("join.status.checking"));
+    let code = short[1];
+    try {
+      code = decodeURIComponent(code);
+    } catch {
+      /* sent as typed */
+    }
+    if (!(await resolveShort(code))) return;
+  }
   state.token = readToken();
   if (!state.token) return show("invalid");
   await checkLink();

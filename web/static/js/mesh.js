@@ -24,6 +24,7 @@
 //   "connection"  {peerId, state}                 RTCPeerConnection.connectionState changes
 //   "channel"     {peerId, channel}               the negotiated chat data channel of a connection
 //   "link-closed" {peerId}
+//   "gathered"    {peerId, relay}                 candidate gathering ended; relay: a TURN candidate was among them
 
 const KINDS = ["audio", "video"];
 const STATS_INTERVAL_MS = 5000;
@@ -38,6 +39,17 @@ function iceUfrag(sdp) {
 function clamp(value, lo, hi) {
   if (typeof value !== "number" || !Number.isFinite(value)) return undefined;
   return Math.min(hi, Math.max(lo, value));
+}
+
+/** The candidate pair in use: Firefox marks it `selected`; otherwise the nominated, succeeded one. */
+function selectedPair(report) {
+  let found = null;
+  report.forEach((s) => {
+    if (s.type !== "candidate-pair") return;
+    if (s.selected === true) found = s;
+    else if (!found && s.nominated && s.state === "succeeded") found = s;
+  });
+  return found;
 }
 
 class Link {
@@ -198,6 +210,7 @@ export class Mesh extends EventTarget {
     link.ignoreOffer = false;
     link.pendingCandidates = [];
     link.statsMark = null;
+    link.relayGathered = false;
     const generation = link.generation;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     const stream = new MediaStream();
@@ -212,6 +225,8 @@ export class Mesh extends EventTarget {
     pc.addEventListener("icecandidate", (event) => {
       if (link.pc !== pc) return;
       const c = event.candidate;
+      if (c && / typ relay /.test(` ${c.candidate} `)) link.relayGathered = true;
+      if (!c) this.emit("gathered", { peerId: link.peerId, relay: link.relayGathered });
       const candidate = c && c.candidate
         ? { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null,
           usernameFragment: c.usernameFragment ?? null }
@@ -418,6 +433,7 @@ export class Mesh extends EventTarget {
     let lost = 0;
     let bytes = 0;
     let pair = null;
+    let transports = 0;
     let fps;
     let jitter;
     report.forEach((s) => {
@@ -427,13 +443,14 @@ export class Mesh extends EventTarget {
         if (s.kind === "video" && typeof s.framesPerSecond === "number") fps = s.framesPerSecond;
         if (s.kind === "audio" && typeof s.jitter === "number") jitter = s.jitter * 1000;
       } else if (s.type === "transport") {
+        transports += 1;
         bytes += s.bytesReceived || 0;
         if (s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
       }
     });
-    if (!pair) {
-      report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
-    }
+    if (!pair) pair = selectedPair(report);
+    // Firefox has no "transport" entries: the selected pair carries the bytes.
+    if (!transports && pair) bytes = pair.bytesReceived || 0;
     if (pair) {
       const rtt = clamp(pair.currentRoundTripTime * 1000, 0, 60000);
       if (rtt !== undefined) entry.rtt_ms = Math.round(rtt * 10) / 10;

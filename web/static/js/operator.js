@@ -1,6 +1,9 @@
 // The operator dashboard: live rooms, participants and their figures, calls, events — from
 // the Server-Sent Events feed /operator/feed. No media, no way to join. Ending a room and
 // removing a participant ask first in a <dialog>, then POST with the session's CSRF token.
+// Below, the newest consents to the citizens' data notice with the version each was given to
+// (GET /operator/consents, on load and on "refresh"), and the outbox: how many messages wait or
+// failed, the failed ones with "Erneut senden" (GET /api/v1/outbox, POST …/retry).
 import { initI18n, t } from "./i18n.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -61,6 +64,8 @@ function participantRow(room, p) {
     el("td", { class: "op-rtt" }, figure(f.rtt_ms, " ms", f.rtt_ms > 400)),
     el("td", { class: "op-loss" }, figure(loss, " %", loss > 5)),
     el("td", { class: "op-bitrate" }, figure(f.bitrate_kbps, " kbit/s", false)),
+    el("td", { class: "op-path", "data-path": f.candidate_type || "" },
+      f.candidate_type ? t(`operator.path.${f.candidate_type}`) : el("span", { class: "muted" }, "–")),
     el("td", {}, remove));
 }
 
@@ -81,7 +86,7 @@ function roomCard(room) {
   if (room.participants.length) {
     const table = el("table", { class: "op-table" },
       el("caption", { class: "op-hidden" }, t("operator.participants_of", { room: room.title })),
-      el("thead", {}, el("tr", {}, ...["role", "seat", "connection", "rtt", "loss", "bitrate", "actions"]
+      el("thead", {}, el("tr", {}, ...["role", "seat", "connection", "rtt", "loss", "bitrate", "path", "actions"]
         .map((c) => el("th", { scope: "col" }, t(`operator.col.${c}`))))),
       el("tbody", {}, ...room.participants.map((p) => participantRow(room, p))));
     card.append(table);
@@ -99,7 +104,17 @@ function roomCard(room) {
   return card;
 }
 
+/** The answer-rate alerts: offices that answered too few calls in the last window (ops/alerts.py). */
+function renderAlerts() {
+  const alerts = latest.alerts || [];
+  document.getElementById("alerts").hidden = alerts.length === 0;
+  document.getElementById("alerts-list").replaceChildren(...alerts.map((a) => el("li", { "data-department": a.department },
+    t("operator.alert.answer_rate_low", { office: a.label, rate: `${Math.round(100 * (a.answer_rate || 0))} %`,
+                                         calls: a.calls, minutes: a.window_minutes }))));
+}
+
 function render() {
+  renderAlerts();
   const focused = document.activeElement;
   const focusCard = focused?.closest?.("[data-room-id]");
   const focusKey = focusCard
@@ -115,12 +130,12 @@ function render() {
   }
 }
 
+/** One line of the event list, a sentence that starts with its time: "10:31:02 Fachkraft p_ab12 ist beigetreten – Raum". */
 function eventItem(e) {
-  const parts = [t(`operator.event.${e.kind}`)];
-  if (e.role) parts.push(roleText(e.role));
-  if (e.seat) parts.push(shortId(e.seat));
-  if (e.room) parts.push(`– ${e.title || titles.get(e.room) || shortId(e.room)}`);
-  return el("li", { "data-kind": e.kind }, el("time", { dateTime: e.at }, fmtTime(e.at)), parts.join(" "));
+  const who = [e.role ? roleText(e.role) : "", e.seat ? shortId(e.seat) : ""].filter(Boolean).join(" ");
+  const what = t(`operator.event.${e.kind}`, { who: who || t("operator.someone") });
+  const where = e.room ? ` – ${e.title || titles.get(e.room) || shortId(e.room)}` : "";
+  return el("li", { "data-kind": e.kind }, el("time", { dateTime: e.at }, fmtTime(e.at)), `${what}${where}`);
 }
 
 function addEvent(e) {
@@ -170,6 +185,97 @@ function connect() {
   });
 }
 
+const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString(document.documentElement.lang,
+  { dateStyle: "short", timeStyle: "medium" }) : "–");
+
+function consentRow(c) {
+  const status = [t(c.current ? "operator.consent.current" : "operator.consent.older")];
+  if (c.withdrawn_at) status.push(t("operator.consent.withdrawn", { time: fmtDateTime(c.withdrawn_at) }));
+  return el("tr", { "data-notice": c.notice, "data-current": String(c.current) },
+    el("td", {}, el("time", { dateTime: c.given_at }, fmtDateTime(c.given_at))),
+    el("td", {}, `${c.room_title || "–"} `, el("code", {}, shortId(c.room))),
+    el("td", {}, c.role ? roleText(c.role) : "–"),
+    el("td", {}, el("code", {}, c.notice)),
+    el("td", { class: c.current && !c.withdrawn_at ? "" : "op-state-reconnecting" }, status.join(", ")));
+}
+
+async function loadConsents() {
+  const status = document.getElementById("consents-status");
+  const table = document.getElementById("consents");
+  try {
+    const r = await fetch("/operator/consents", { credentials: "same-origin", cache: "no-store" });
+    if (!r.ok) throw new Error(String(r.status));
+    const body = await r.json();
+    table.tBodies[0].replaceChildren(...body.consents.map(consentRow));
+    table.hidden = body.consents.length === 0;
+    document.getElementById("consents-empty").hidden = body.consents.length > 0;
+    status.textContent = "";
+  } catch {
+    status.textContent = t("operator.consents.failed");
+  }
+}
+
+document.getElementById("consents-refresh").addEventListener("click", loadConsents);
+
+async function outboxCall(method, url) {
+  const r = await fetch(url, { method, credentials: "same-origin", cache: "no-store",
+    headers: method === "POST" ? { "X-CSRF-Token": csrf } : {} });
+  if (!r.ok) throw new Error(String(r.status));
+  return r.json();
+}
+
+function outboxRow(m) {
+  const button = el("button", { type: "button", class: "button-quiet", textContent: t("operator.outbox.retry") });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await outboxCall("POST", `/api/v1/outbox/${encodeURIComponent(m.id)}/retry`);
+      document.getElementById("outbox-status").textContent = t("operator.outbox.retried");
+    } catch {
+      document.getElementById("outbox-status").textContent = t("operator.outbox.load_failed");
+    }
+    loadOutbox();
+  });
+  const what = `${t(`operator.outbox.kind.${m.kind}`)}${m.type ? ` (${m.type})` : ""}`;
+  return el("tr", { "data-id": String(m.id) },
+    el("td", {}, el("time", { dateTime: m.done_at || m.created_at }, fmtDateTime(m.done_at || m.created_at))),
+    el("td", {}, what),
+    el("td", {}, String(m.attempts)),
+    el("td", {}, el("code", {}, m.last_error || "–")),
+    el("td", {}, button));
+}
+
+async function loadOutbox() {
+  const status = document.getElementById("outbox-status");
+  const table = document.getElementById("outbox");
+  try {
+    const body = await outboxCall("GET", "/api/v1/outbox?state=failed&limit=50");
+    const sum = (state) => Object.values(body.counts).reduce((n, by) => n + (by[state] || 0), 0);
+    const counts = document.getElementById("outbox-counts");
+    counts.dataset.pending = String(sum("pending"));
+    counts.dataset.failed = String(sum("failed"));
+    counts.textContent = t("operator.outbox.counts", { pending: sum("pending"), failed: sum("failed") });
+    table.tBodies[0].replaceChildren(...body.messages.map(outboxRow));
+    table.hidden = body.messages.length === 0;
+    document.getElementById("outbox-empty").hidden = body.messages.length > 0;
+    document.getElementById("outbox-retry-all").hidden = body.messages.length === 0;
+  } catch {
+    status.textContent = t("operator.outbox.load_failed");
+  }
+}
+
+document.getElementById("outbox-refresh").addEventListener("click", loadOutbox);
+document.getElementById("outbox-retry-all").addEventListener("click", async () => {
+  try {
+    const body = await outboxCall("POST", "/api/v1/outbox/retry-failed");
+    document.getElementById("outbox-status").textContent = t("operator.outbox.retried_all", { count: body.retried });
+  } catch {
+    document.getElementById("outbox-status").textContent = t("operator.outbox.load_failed");
+  }
+  loadOutbox();
+});
+setInterval(loadOutbox, 15000);
+
 setInterval(() => {
   for (const node of roomsEl.querySelectorAll(".op-room")) {
     const room = latest.rooms.find((r) => r.id === node.dataset.roomId);
@@ -180,3 +286,5 @@ setInterval(() => {
 
 await initI18n();
 connect();
+loadConsents();
+loadOutbox();

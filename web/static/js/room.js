@@ -1,156 +1,42 @@
 // Entry module of the in-room page, /room/{room_id} (every role).
 //
-// ENTRY CONTRACT (other pages depend on it):
-//   * Token from the URL fragment: /room/{room}#<jwt> (direct links, e.g. for experts).
-//     The fragment is removed from the address bar at once (history.replaceState) and
-//     never reaches the server.
-//   * Or from sessionStorage "roomserver.join" = JSON
-//       {"room": "<room id>", "token": "<jwt>", "name": "<typed name or null>",
-//        "audioInput": "<deviceId|null>", "videoInput": "<deviceId|null>",
-//        "audioOutput": "<deviceId|null>"}
-//     put there by the citizen join page or the counsellor console before navigating.
-//     An entry for another room is ignored. A fragment token is stored the same way
-//     (keeping the device choices of an entry for the same room) so a reload still works.
-//   * The page sends `join` {token, room: <page's room id>, name} as the first WebSocket
-//     message. After `welcome`/`waiting` it keeps the resume secret in
-//     sessionStorage "roomserver.resume.<room>", so a reload within the grace period
-//     resumes the same seat instead of joining; when the secret no longer works it joins
-//     again with the stored token. The secret is deleted when the person leaves, is
-//     removed or denied, or the room ends. A fragment token that differs from the stored
-//     one starts a new join (the stored secret belonged to someone else's link).
-//   * Staff pages may carry <meta name="csrf-token">; in the counsellor's view the module
-//     ./invite.js (mountInvitePanel(container, roomId)) is imported dynamically and
-//     mounted into the side panel when it exists; likewise ./callpanel.js
-//     (mountCallPanel(container, signallingClient)), which hides itself without a session.
+// How the token gets here: roomentry.js (the ENTRY CONTRACT other pages depend on).
+// What the page looks like: room.css and stagelayout.js (the stage fills the screen, one
+// side drawer, the control bar always in view; phone-first for citizens).
+// Staff pages may carry <meta name="csrf-token"> and <body data-staff="<role>">: a counsellor
+// then gets the people pane (waiting room, participants), the call panel (callpanel.js,
+// mountCallPanel(container, signallingClient)) and the invite panel (invite.js,
+// mountInvitePanel(container, roomId)); every staff member gets the way back to the console
+// or the desk when the consultation is over for them.
 //
 // DEBUG HANDLE: window.roomserverDebug (read-only views of this page's own objects, for
 // the Chromium tests and for support: state, seat id, connections, received-video
-// figures, and drop() to simulate a network drop). It holds nothing that is not already
-// reachable by this page's own scripts (the CSP admits no other script), and no token.
+// figures, tile boxes, knocks, and drop() to simulate a network drop). It holds nothing that
+// is not already reachable by this page's own scripts (the CSP admits no other script), and
+// no token.
 
+import { RESUME_PREFIX, entryFor, roomId, storageGet, storageSet, storeToken } from "./roomentry.js";
 import { initI18n, t } from "./i18n.js";
 import { SignallingClient, signallingUrl } from "./signalling.js";
 import { Mesh } from "./mesh.js";
 import { Chat } from "./chat.js";
-import { RoomView, roleLabel } from "./roomview.js";
+import { RoomView, isolate, roleLabel } from "./roomview.js";
+import { Tiles } from "./tiles.js";
+import { Drawer } from "./drawer.js";
+import { ChatView } from "./chatview.js";
+import { Moderation } from "./moderation.js";
+import { Knocker } from "./knock.js";
+import { SpeakerWatch } from "./speaker.js";
+import { LocalMedia, canShareScreen } from "./localmedia.js";
+import { startQuality } from "./quality.js";
+import { watchNetwork } from "./netadvice.js";
+import { features } from "./support.js";
 
-const JOIN_KEY = "roomserver.join";
-const RESUME_PREFIX = "roomserver.resume.";
-
-// -- the token leaves the address bar before anything else happens ------------------
-
-const roomId = document.body.dataset.room || "";
-let fragmentToken = null;
-if (window.location.hash.length > 1) {
-  try {
-    fragmentToken = decodeURIComponent(window.location.hash.slice(1)).trim() || null;
-  } catch {
-    fragmentToken = window.location.hash.slice(1);
-  }
-  window.history.replaceState(window.history.state, "", window.location.pathname + window.location.search);
-}
-
-function storageGet(key) {
-  try {
-    return window.sessionStorage.getItem(key);
-  } catch {
-    return null;
-  }
-}
-
-function storageSet(key, value) {
-  try {
-    if (value === null || value === undefined) window.sessionStorage.removeItem(key);
-    else window.sessionStorage.setItem(key, value);
-  } catch {
-    /* storage unavailable: reloads then join again */
-  }
-}
-
-function readEntry() {
-  try {
-    const entry = JSON.parse(storageGet(JOIN_KEY) || "null");
-    if (entry && typeof entry === "object" && entry.room === roomId) return entry;
-  } catch {
-    /* not ours */
-  }
-  return null;
-}
-
-function entryFor() {
-  const stored = readEntry();
-  const resumeKey = RESUME_PREFIX + roomId;
-  if (fragmentToken) {
-    if (!stored || stored.token !== fragmentToken) storageSet(resumeKey, null);
-    const entry = {
-      room: roomId, token: fragmentToken, name: null,
-      audioInput: stored?.audioInput ?? null, videoInput: stored?.videoInput ?? null,
-      audioOutput: stored?.audioOutput ?? null,
-    };
-    if (stored && stored.token === fragmentToken) entry.name = stored.name ?? null;
-    storageSet(JOIN_KEY, JSON.stringify(entry));
-    return entry;
-  }
-  return stored || { room: roomId, token: null, name: null, audioInput: null, videoInput: null, audioOutput: null };
-}
-
-// -- local camera and microphone --------------------------------------------------------
-
-class LocalMedia {
-  constructor(prefs) {
-    this.stream = null;
-    this.camera = null;
-    this.mic = null;
-    this.screen = null;
-    this.problem = null;
-    this.ready = this.acquire(prefs).catch((error) => {
-      this.problem = error && error.name;
-    });
-  }
-
-  async acquire({ audioInput, videoInput }) {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      this.problem = "unsupported";
-      return;
-    }
-    const video = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
-    const attempts = [
-      { audio: audioInput ? { deviceId: { exact: audioInput } } : true,
-        video: videoInput ? { ...video, deviceId: { exact: videoInput } } : video },
-      { audio: true, video },
-      { audio: true, video: false },
-      { audio: false, video },
-    ];
-    let lastError = null;
-    for (const constraints of attempts) {
-      try {
-        this.stream = await navigator.mediaDevices.getUserMedia(constraints);
-        break;
-      } catch (error) {
-        lastError = error;
-        if (error && error.name === "NotAllowedError") break; // asking again changes nothing
-      }
-    }
-    if (!this.stream) {
-      this.problem = (lastError && lastError.name) || "NotFoundError";
-      this.stream = new MediaStream();
-      return;
-    }
-    this.mic = this.stream.getAudioTracks()[0] || null;
-    this.camera = this.stream.getVideoTracks()[0] || null;
-    if (!this.mic || !this.camera) this.problem = "partial";
-  }
-
-  track(kind) {
-    return kind === "audio" ? this.mic : (this.screen || this.camera);
-  }
-
-  stop() {
-    for (const track of [this.mic, this.camera, this.screen]) if (track) track.stop();
-  }
-}
-
-// -- the page ------------------------------------------------------------------------------
+const STAFF_ROLE = document.body.dataset.staff || null;
+const HAS_DESK = STAFF_ROLE === "expert" || STAFF_ROLE === "interpreter";
+const HAS_CONSOLE = STAFF_ROLE === "counsellor" || STAFF_ROLE === "admin";
+const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
+const $ = (id) => document.getElementById(id);
 
 async function main() {
   await initI18n();
@@ -160,12 +46,21 @@ async function main() {
   const secret = storageGet(resumeKey);
 
   if (!roomId || (!entry.token && !secret)) {
-    view.showEnd("error", "no_token");
+    view.showEnd("error", "no_token", { actions: wayBack() });
+    return;
+  }
+  const support = features();
+  if (!support.call) {
+    view.showEnd("error", "unsupported_browser"); // a clear page instead of a broken call (docs/browsers.md)
     return;
   }
 
   const media = new LocalMedia(entry);
-  view.setAudioOutput(entry.audioOutput);
+  const tiles = new Tiles($("tiles"), $("stage"), { announce: (text) => view.announce(text), roleLabel });
+  tiles.setAudioOutput(entry.audioOutput);
+  const drawer = new Drawer($("drawer"), $("screen-call"));
+  const chatView = new ChatView($("chat-log"), $("chat-form"), $("chat-input"));
+  const knocker = new Knocker();
 
   const app = {
     self: null,
@@ -175,6 +70,8 @@ async function main() {
     mine: { mic: true, camera: true, screen: false, hand: false },
     inCall: false,
     moderationReady: false,
+    unread: 0,
+    invitePanel: null,
   };
 
   const signalling = new SignallingClient({
@@ -183,37 +80,61 @@ async function main() {
   });
   const mesh = new Mesh({ send: (m) => signalling.send(m), media });
   const chat = new Chat();
+  const speaker = new SpeakerWatch(() => new Map([...mesh.links].map(([id, link]) => [id, link.pc])));
+  speaker.addEventListener("speaker", (e) => tiles.setSpeaker(e.detail.id));
+  // Connection quality: adapts what we send, shows "Verbindung schwach", offers audio only.
+  const quality = startQuality(mesh, { onAudioOnly: (on) => setCamera(!on) });
+  watchNetwork(mesh); // media blocked by the network: what to ask IT for
 
   const person = (id) => app.peers.get(id);
   const nameOf = (id) => person(id)?.name || t("room.someone");
   const selfPerson = () => app.self && { id: app.self.id, name: app.self.name, role: app.self.role, state: app.mine };
+  const isModerator = () => app.self?.role === "counsellor";
 
   // -- rendering helpers --------------------------------------------------------------
 
   function renderSelfTile() {
     const me = selfPerson();
     if (!me) return;
-    view.upsertTile(me, { self: true });
+    tiles.upsert(me, { self: true });
     const video = media.track("video");
-    view.setStream(me.id, video ? new MediaStream([video]) : null);
+    tiles.setStream(me.id, video ? new MediaStream([video]) : null);
   }
 
   function renderPeople() {
-    if (app.self?.role !== "counsellor") return;
-    view.renderPeople(selfPerson(), [...app.peers.values()], { onRemove: removePeer });
+    if (!isModerator()) return;
+    moderation.renderPeople(selfPerson(), [...app.peers.values()], (id) => tiles.connection(id));
   }
 
   function renderLobby() {
-    if (app.self?.role !== "counsellor") return;
-    view.renderLobby(app.lobby, {
-      onAdmit: (w) => signalling.send({ type: "admit", peer: w.id }),
-      onDeny: (w) => signalling.send({ type: "deny", peer: w.id }),
-    });
+    if (!isModerator()) return;
+    moderation.renderLobby(app.lobby);
+    const waiting = app.lobby.length;
+    view.setBadge("people", waiting, t("staff.badge.waiting", { count: waiting }));
+    view.setTitleCount(waiting);
   }
 
   function event(text) {
-    view.appendChat({ notice: true, text });
+    chatView.append({ notice: true, text });
   }
+
+  function refreshInvites() {
+    app.invitePanel?.refreshList();
+  }
+
+  const moderation = new Moderation({
+    roleLabel,
+    onAdmit: (w) => signalling.send({ type: "admit", peer: w.id }),
+    onDeny: (w) => signalling.send({ type: "deny", peer: w.id }),
+    onRemove: removePeer,
+    onRelease: releasePeer,
+  });
+
+  tiles.addEventListener("layout", (e) => {
+    $("alone").hidden = !(app.inCall && e.detail.remote === 0);
+    view.showControl("layout", e.detail.remote > 1);
+  });
+  tiles.addEventListener("state", (e) => moderation.setConnection(e.detail.id, e.detail.connection));
 
   // -- moderation ----------------------------------------------------------------------
 
@@ -226,6 +147,16 @@ async function main() {
     if (ok) signalling.send({ type: "remove", peer: peer.id });
   }
 
+  /** Experts and interpreters are released, not removed: thanked, and free at their desk again. */
+  async function releasePeer(peer) {
+    const ok = await view.confirm({
+      title: t("staff.release.title", { name: peer.name }),
+      text: t("staff.release.text", { name: peer.name }),
+      ok: t("staff.release.ok"),
+    });
+    if (ok) signalling.send({ type: "remove", peer: peer.id });
+  }
+
   async function endRoom() {
     const ok = await view.confirm({
       title: t("room.confirm.end.title"), text: t("room.confirm.end.text"), ok: t("room.confirm.end.ok"),
@@ -234,26 +165,29 @@ async function main() {
   }
 
   function setUpModeration() {
-    if (app.moderationReady || app.self?.role !== "counsellor") return;
+    if (app.moderationReady || !isModerator()) return;
     app.moderationReady = true;
-    view.showModeration(true);
+    document.body.classList.add("moderator");
+    view.showControl("people", true);
+    view.showControl("end", true);
+    view.showControl("hand", false);
     view.onControl("end", endRoom);
-    import("./invite.js")
-      .then((mod) => {
-        if (typeof mod.mountInvitePanel === "function") view.mountInvite((container) => mod.mountInvitePanel(container, roomId));
-      })
-      .catch(() => { /* no invite panel on this installation */ });
-    // The call panel (callpanel.js) talks through this page's signalling client (send + "message" events).
-    import("./callpanel.js")
-      .then((mod) => {
-        const box = document.createElement("div");
-        box.id = "call-panel";
-        box.hidden = true;
-        document.getElementById("invite-panel")?.before(box);
-        if (box.isConnected) return mod.mountCallPanel(box, signalling);
-        return null;
-      })
-      .catch(() => { /* no call panel on this installation */ });
+    if (HAS_CONSOLE) {
+      import("./invite.js")
+        .then(async (mod) => {
+          app.invitePanel = await mod.mountInvitePanel($("invite-panel"), roomId);
+          $("invite-panel").querySelector("input[type=text]")?.setAttribute("data-autofocus", "");
+          view.showControl("invite", true);
+        })
+        .catch(() => { /* no invite panel on this installation */ });
+      // The call panel talks through this page's signalling client (send + "message" events).
+      import("./callpanel.js")
+        .then(async (mod) => {
+          const panel = await mod.mountCallPanel($("call-panel"), signalling);
+          if (panel) view.showControl("expert", true);
+        })
+        .catch(() => { /* no call panel on this installation */ });
+    }
   }
 
   // -- own media state ----------------------------------------------------------------
@@ -269,7 +203,7 @@ async function main() {
     view.setToggle("camera", !app.mine.camera);
     view.setToggle("screen", app.mine.screen);
     view.setToggle("hand", app.mine.hand);
-    if (app.self) view.upsertTile(selfPerson(), { self: true });
+    if (app.self) tiles.upsert(selfPerson(), { self: true });
   }
 
   /** After welcome/waiting: tell the server what differs from the state it has for us. */
@@ -287,10 +221,7 @@ async function main() {
       stopScreen();
       return;
     }
-    if (!navigator.mediaDevices?.getDisplayMedia) {
-      view.mediaProblem(t("room.media.screen_unsupported"));
-      return;
-    }
+    if (typeof navigator.mediaDevices?.getDisplayMedia !== "function") return;
     let stream;
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
@@ -329,13 +260,19 @@ async function main() {
     sendState({ mic: app.mine.mic });
     view.announce(t(app.mine.mic ? "room.announce.mic_on" : "room.announce.mic_off"));
   });
-  view.onControl("camera", () => {
-    if (!media.camera) return;
-    app.mine.camera = !app.mine.camera;
+  function setCamera(on) {
+    if (!media.camera || app.mine.camera === on) return;
+    app.mine.camera = on;
     applyMine();
     sendState({ camera: app.mine.camera });
     view.announce(t(app.mine.camera ? "room.announce.camera_on" : "room.announce.camera_off"));
+  }
+  view.onControl("camera", () => {
+    if (!app.mine.camera && quality.audioOnly) quality.setAudioOnly(false); // calls setCamera(true)
+    else setCamera(!app.mine.camera);
   });
+  // Nothing offered that the device cannot do (no screen sharing on phones, or where the browser lacks it).
+  view.showControl("screen", canShareScreen() && support.screenShare);
   view.onControl("screen", toggleScreen);
   view.onControl("hand", () => {
     app.mine.hand = !app.mine.hand;
@@ -343,32 +280,51 @@ async function main() {
     sendState({ hand: app.mine.hand });
     view.announce(t(app.mine.hand ? "room.announce.hand_on" : "room.announce.hand_off"));
   });
+  view.onControl("layout", () => {
+    const on = $("ctl-layout").getAttribute("aria-pressed") !== "true";
+    view.setToggle("layout", on);
+    tiles.setSpeakerView(on);
+  });
   view.onControl("leave", () => signalling.leave());
-  document.getElementById("waiting-leave")?.addEventListener("click", () => signalling.leave());
+  $("waiting-leave").addEventListener("click", () => signalling.leave());
 
-  // -- chat --------------------------------------------------------------------------
+  // -- drawer and chat -----------------------------------------------------------------
 
-  view.onChatSubmit((text) => {
+  $("chat-input").setAttribute("data-autofocus", "");
+  drawer.addEventListener("change", (e) => {
+    if (e.detail.pane === "chat") {
+      app.unread = 0;
+      view.setBadge("chat", 0);
+    }
+    tiles.schedule();
+  });
+  chatView.onSubmit((text) => {
     const sent = chat.send(text);
     if (!sent) {
       event(t("room.chat.not_sent"));
       return false;
     }
-    view.appendChat({ own: true, text });
+    chatView.append({ own: true, text });
     return true;
   });
-  chat.addEventListener("message", (e) => view.appendChat({ from: nameOf(e.detail.peerId), text: e.detail.text }));
-  chat.addEventListener("change", (e) => view.setChatReach(e.detail.open));
-  view.setChatReach(0);
+  chat.addEventListener("message", (e) => {
+    chatView.append({ from: nameOf(e.detail.peerId), text: e.detail.text });
+    if (!drawer.isOpen("chat")) {
+      app.unread += 1;
+      view.setBadge("chat", app.unread, t("room.badge.unread", { count: app.unread }));
+    }
+  });
+  chat.addEventListener("change", (e) => chatView.setReach(e.detail.open));
+  chatView.setReach(0);
 
   // -- mesh --------------------------------------------------------------------------
 
-  mesh.addEventListener("track", (e) => view.setStream(e.detail.peerId, e.detail.stream));
-  mesh.addEventListener("connection", (e) => view.setRtcState(e.detail.peerId, e.detail.state));
+  mesh.addEventListener("track", (e) => tiles.setStream(e.detail.peerId, e.detail.stream));
+  mesh.addEventListener("connection", (e) => tiles.setRtcState(e.detail.peerId, e.detail.state));
   mesh.addEventListener("channel", (e) => chat.attach(e.detail.peerId, e.detail.channel));
   mesh.addEventListener("link-closed", (e) => {
     chat.detach(e.detail.peerId);
-    view.setRtcState(e.detail.peerId, "new");
+    tiles.setRtcState(e.detail.peerId, "new");
   });
 
   // -- signalling ----------------------------------------------------------------------
@@ -377,7 +333,7 @@ async function main() {
     const known = { id: peer.id, name: peer.name, role: peer.role, connection: peer.connection || "online",
       state: { mic: true, camera: true, screen: false, hand: false, ...(peer.state || {}) } };
     app.peers.set(peer.id, known);
-    view.upsertTile(known);
+    tiles.upsert(known);
     return known;
   }
 
@@ -393,22 +349,25 @@ async function main() {
       for (const id of [...app.peers.keys()]) {
         if (!listed.has(id)) {
           app.peers.delete(id);
-          view.removeTile(id);
+          tiles.remove(id);
         }
       }
       for (const peer of m.peers || []) addPeer(peer);
-      for (const [id, tile] of view.tiles) if (tile.self && id !== app.self.id) view.removeTile(id);
+      for (const [id, tile] of tiles.tiles) if (tile.self && id !== app.self.id) tiles.remove(id);
       renderSelfTile();
       mesh.welcome(m);
       app.inCall = true;
       view.setState("in-call");
       view.status("");
+      // Entering (or admitted from the waiting room): the focus goes to the call's heading, so a
+      // screen reader says where one is and the next Tab reaches the controls, not a tile.
       view.showScreen("call", { focus: !wasInCall });
       setUpModeration();
       renderPeople();
       renderLobby();
       applyMine();
       syncState(m.self.state);
+      tiles.schedule();
       if (resumed) {
         view.announce(t("room.state.reconnected"));
       } else if (!wasInCall) {
@@ -422,7 +381,7 @@ async function main() {
       view.setRoomTitle(app.room.title);
       view.setState("waiting");
       view.status("");
-      const preview = document.getElementById("waiting-preview");
+      const preview = $("waiting-preview");
       if (preview && media.camera && preview.srcObject == null) {
         preview.srcObject = new MediaStream([media.camera]);
         preview.play().catch(() => {});
@@ -436,47 +395,56 @@ async function main() {
       const before = new Set(app.lobby.map((w) => w.id));
       app.lobby = Array.isArray(m.waiting) ? m.waiting : [];
       renderLobby();
-      for (const w of app.lobby) {
-        if (!before.has(w.id)) event(t("room.event.waiting", { name: w.name, role: roleLabel(w.role) }));
+      const arrived = app.lobby.filter((w) => !before.has(w.id));
+      for (const w of arrived) event(t("room.event.waiting", { name: isolate(w.name), role: roleLabel(w.role) }));
+      if (arrived.length && isModerator()) {
+        // A knock: heard (when the browser lets the page sound), seen (the badge), read out.
+        knocker.knock();
+        view.announce(t("staff.knock", { name: arrived.map((w) => w.name).join(", ") }));
       }
+      if (before.size > app.lobby.length) refreshInvites(); // admitted or turned away
     },
     "peer-joined"(m) {
       const peer = addPeer(m.peer);
       mesh.peerJoined(peer.id);
       renderPeople();
-      event(t("room.event.joined", { name: peer.name, role: roleLabel(peer.role) }));
+      event(t("room.event.joined", { name: isolate(peer.name), role: roleLabel(peer.role) }));
+      refreshInvites();
     },
     "peer-left"(m) {
-      const name = nameOf(m.peer);
+      const left = person(m.peer);
+      const name = isolate(nameOf(m.peer));
       app.peers.delete(m.peer);
       mesh.peerLeft(m.peer);
-      view.removeTile(m.peer);
+      tiles.remove(m.peer);
       renderPeople();
-      const reason = ["left", "removed", "timeout", "ended"].includes(m.reason) ? m.reason : "left";
+      let reason = ["left", "removed", "timeout", "ended"].includes(m.reason) ? m.reason : "left";
+      if (reason === "removed" && (left?.role === "expert" || left?.role === "interpreter")) reason = "released";
       event(t(`room.event.left_${reason}`, { name }));
+      if (reason === "removed" || reason === "released") refreshInvites();
     },
     "peer-reconnecting"(m) {
       const peer = person(m.peer);
       if (!peer) return;
       peer.connection = "reconnecting";
-      view.upsertTile(peer);
-      event(t("room.event.reconnecting", { name: peer.name }));
+      tiles.upsert(peer);
+      event(t("room.event.reconnecting", { name: isolate(peer.name) }));
     },
     "peer-resumed"(m) {
       const peer = person(m.peer);
       if (!peer) return;
       peer.connection = "online";
       mesh.peerResumed(peer.id);
-      view.upsertTile(peer);
-      event(t("room.event.resumed", { name: peer.name }));
+      tiles.upsert(peer);
+      event(t("room.event.resumed", { name: isolate(peer.name) }));
     },
     "peer-state"(m) {
       const peer = person(m.peer);
       if (!peer) return;
       const hadHand = peer.state.hand;
       peer.state = { ...peer.state, ...(m.state || {}) };
-      view.upsertTile(peer);
-      if (peer.state.hand && !hadHand) event(t("room.event.hand", { name: peer.name }));
+      tiles.upsert(peer);
+      if (peer.state.hand && !hadHand) event(t("room.event.hand", { name: isolate(peer.name) }));
     },
     signal(m) {
       mesh.signal(m);
@@ -512,17 +480,55 @@ async function main() {
     }
   });
 
+  // -- the end: what fits this person ----------------------------------------------------
+
+  /** Back to where this person works: the console or the desk (staff signed in on this browser). */
+  function wayBack() {
+    if (HAS_CONSOLE) return [{ id: "console", text: t("staff.end.to_console"), href: "/console" }];
+    if (HAS_DESK) return [{ id: "desk", text: t("staff.end.to_desk"), href: "/desk" }];
+    return [];
+  }
+
+  async function counsellorRejoin() {
+    // The console mints the signed-in counsellor a fresh token; without a session the stored one is tried.
+    if (CSRF) {
+      try {
+        const r = await fetch(`/console/rooms/${encodeURIComponent(roomId)}/join`, {
+          method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": CSRF, Accept: "application/json" },
+        });
+        if (r.ok) storeToken((await r.json()).token);
+      } catch {
+        /* offline: the reload says so */
+      }
+    }
+    window.location.reload();
+  }
+
+  function endScreen(reason, code) {
+    const role = app.self?.role || null;
+    if (reason === "error") return { kind: "error", code, actions: wayBack() };
+    if (role === "counsellor") {
+      const actions = wayBack();
+      if (reason === "left") actions.unshift({ id: "rejoin", text: t("room.end.rejoin"), onClick: counsellorRejoin });
+      return { kind: reason, code, prefix: `staff.end.host.${reason}`, actions };
+    }
+    if (role === "expert" || role === "interpreter") {
+      // Their link was single-use: going back is the desk's "zurück in die Beratung", never a reload.
+      return { kind: reason, code, prefix: `staff.end.${HAS_DESK ? "desk" : "link"}.${reason}`, actions: wayBack() };
+    }
+    const actions = reason === "left" ? [{ id: "rejoin", text: t("room.end.rejoin"), onClick: () => window.location.reload() }] : [];
+    return { kind: reason, code, actions };
+  }
+
   signalling.addEventListener("final", (e) => {
     const { reason, code } = e.detail;
     mesh.close();
+    quality.stop();
     media.stop();
-    if (reason === "error" && code === "room_ended") {
-      view.showEnd("error", "room_ended");
-    } else if (reason === "error") {
-      view.showEnd("error", code);
-    } else {
-      view.showEnd(reason, code, { rejoin: reason === "left" ? () => window.location.reload() : null });
-    }
+    speaker.stop();
+    drawer.close({ restoreFocus: false });
+    const end = endScreen(reason, code);
+    view.showEnd(end.kind, end.code, { prefix: end.prefix, actions: end.actions });
     // showEnd moves the focus to the end screen's heading, which is read out.
   });
 
@@ -546,12 +552,17 @@ async function main() {
       get role() { return app.self?.role ?? null; },
       get sockets() { return signalling.sockets; },
       get statsSent() { return mesh.sentStats; },
+      get knocks() { return knocker.knocks; },
+      get speaker() { return tiles.speaker; },
       peers: () => [...app.peers.values()].map((p) => ({ ...p, state: { ...p.state } })),
       connections: () => Object.fromEntries([...mesh.links].map(([id, link]) => [id, link.pc])),
       generations: () => Object.fromEntries([...mesh.links].map(([id, link]) => [id, link.generation])),
       counters: () => Object.fromEntries([...mesh.links].map(([id, link]) => [id, { ...link.counters }])),
       inboundVideo: () => mesh.inboundVideo(),
+      collectStats: () => mesh.collectStats(),
+      quality: () => quality.snapshot(),
       chatOpen: () => chat.openCount,
+      layout: () => Object.fromEntries([...tiles.layout()].map(([id, box]) => [id, { ...box }])),
       drop: () => signalling.drop(),
     }),
   });

@@ -6,6 +6,10 @@
 //   same seat; the close codes of the protocol that mean "over" stop it.
 // * An application `ping` every few seconds finds a dead socket that the browser itself
 //   would not notice for minutes; a missing `pong` drops it and resumes.
+// * Before that, a new socket must get its answer (`welcome`, `waiting` or a refusal) within
+//   ANSWER_TIMEOUT_MS of being opened: a socket opened during an outage can hang half-open
+//   (never connected, or connected to nothing) long after the network is back; it is then
+//   given up and the next attempt resumes the seat while the server still keeps it.
 //
 // Events (EventTarget, `event.detail`):
 //   "message"    every server message (after the client's own bookkeeping)
@@ -16,6 +20,7 @@
 const FINAL_CLOSE = new Set([1000, 4002, 4401, 4403, 4409, 4410, 4411, 4412]);
 const PING_INTERVAL_MS = 5000;
 const PONG_TIMEOUT_MS = 12000;
+const ANSWER_TIMEOUT_MS = 8000;
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 5000];
 
 export class SignallingClient extends EventTarget {
@@ -49,6 +54,7 @@ export class SignallingClient extends EventTarget {
     this.tokenTried = false;
     this.retryTimer = null;
     this.pingTimer = null;
+    this.answerTimer = null;
     this.sockets = 0; // how many sockets were opened (for tests and diagnostics)
     this.onOnline = () => { if (this.status === "reconnecting") this.retryNow(); };
     window.addEventListener("online", this.onOnline);
@@ -129,6 +135,7 @@ export class SignallingClient extends EventTarget {
     this.sockets += 1;
     this.seated = false;
     this.lastError = null;
+    this.awaitAnswer(ws);
     ws.addEventListener("open", () => {
       if (ws !== this.ws) return;
       ws.send(JSON.stringify(first));
@@ -155,6 +162,7 @@ export class SignallingClient extends EventTarget {
     switch (message.type) {
       case "welcome":
       case "waiting":
+        clearTimeout(this.answerTimer);
         this.seated = true;
         this.everSeated = true;
         this.attempt = 0;
@@ -194,6 +202,7 @@ export class SignallingClient extends EventTarget {
 
   closed(closeCode) {
     this.stopPing();
+    clearTimeout(this.answerTimer);
     const wasSeated = this.seated;
     this.seated = false;
     this.ws = null;
@@ -247,6 +256,17 @@ export class SignallingClient extends EventTarget {
     this.connect();
   }
 
+  /** Give `ws` up when it has not been answered in time (half-open: the network lost it). */
+  awaitAnswer(ws) {
+    clearTimeout(this.answerTimer);
+    this.answerTimer = setTimeout(() => {
+      if (ws !== this.ws || this.seated || this.finished) return;
+      this.ws = null;
+      try { ws.close(4000, "no answer"); } catch { /* never opened */ }
+      this.closed(1006);
+    }, ANSWER_TIMEOUT_MS);
+  }
+
   startPing(ws) {
     this.stopPing();
     let outstanding = null; // {id, at} of the ping that still waits for its pong
@@ -278,6 +298,7 @@ export class SignallingClient extends EventTarget {
     if (this.finished) return;
     this.finished = true;
     this.stopPing();
+    clearTimeout(this.answerTimer);
     clearTimeout(this.retryTimer);
     window.removeEventListener("online", this.onOnline);
     if (reason !== "replaced") {

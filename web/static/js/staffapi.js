@@ -68,6 +68,9 @@ const MESSAGES = {
   invalid_schedule: "console.error.schedule",
   invalid_name: "invite.error.name",
   token_revoked: "invite.error.revoked",
+  invalid_email: "invite.error.email",
+  schedule_required: "invite.error.email_schedule",
+  email_not_configured: "invite.error.email_off",
 };
 
 /** A sentence for a person about what went wrong. */
