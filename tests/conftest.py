@@ -64,12 +64,11 @@ SAME_IN_BOTH_PASSES = {
 }
 
 
-# Tests that drive real browsers, kill real processes or build real networks: on a loaded 2-core
-# machine a browser can miss a frame's deadline or a process start a second late, so such a test
-# that fails is run once more (pytest-rerunfailures; the report shows every rerun as "R" and in
-# its summary). A failure that is real fails twice and fails the run.
-RERUN_ONCE = ("tests/browser", "tests/cluster", "tests/deploy", "tests/attacks",
-              "tests/ops/test_outbox_restart.py", "tests/ws/test_restart.py", "tests/test_cli.py")
+# Most tests run real servers, browsers, processes or networks on a machine that may be loaded
+# (2 cores in CI): a browser can miss a frame's deadline, a process start a second late. A test
+# that fails is therefore run once more (pytest-rerunfailures; the report shows every rerun as
+# "R" and counts them in its summary). A failure that is real fails twice and fails the run.
+RERUNS = 1
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:
@@ -78,8 +77,7 @@ def _under(path: str, prefixes: Iterable[str]) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _under(item.nodeid.split("::", 1)[0], RERUN_ONCE):
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
+        item.add_marker(pytest.mark.flaky(reruns=RERUNS, reruns_delay=2))
     if os.environ.get("ROOMSERVER_TEST_PASS") != "second":
         return
     kept, left = [], []
