@@ -285,6 +285,20 @@ def test_ending_a_room_revokes_all_its_tokens(store: Store) -> None:
     assert b.rooms.get(room).ended_at == NOW
 
 
+def test_ended_among_finds_the_ended_rooms_of_many_ids_in_a_few_queries(store: Store) -> None:
+    # The running server asks this every few seconds for every room it hosts (a node may host a
+    # thousand): the answer must be exact across the 500-id chunks.
+    b = store.blocking
+    rooms = [new_room(store, f"Beratung {i}") for i in range(1203)]
+    ended = {rooms[0], rooms[499], rooms[500], rooms[1202]}
+    for room in ended:
+        assert b.rooms.end(room, reason="operator", now=NOW)
+    found = b.rooms.ended_among(rooms + ["r_unknown"])
+    assert {row.id for row in found} == ended and len(found) == len(ended)
+    assert {row.ended_reason for row in found} == {"operator"}
+    assert b.rooms.ended_among([]) == []
+
+
 def test_usernames_are_unique_whatever_the_case(store: Store) -> None:
     b = store.blocking
     b.directory.add_account(username="Beratung", display_name="B", role="counsellor", department_id=None,

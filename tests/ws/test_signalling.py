@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
+from roomserver.cli import CLI_PRINCIPAL
 from roomserver.core.protocol import CloseCode
+from roomserver.services import build_services
 from roomserver.ws import SIGNALLING_KEY
-from tests.support import RawSocket, create_room, invite, joined
+from tests.support import WAIT, RawSocket, create_room, invite, joined
 
 
 async def test_join_timeout_closes_4001(server_factory):
@@ -178,6 +180,20 @@ async def test_end_through_api_disconnects_everyone(http, api_headers):
     r = await http.post(f"/api/v1/rooms/{room}/end", headers=api_headers)
     assert r.status == 200
     assert (await sock.expect("ended"))["reason"] == "api"
+    assert await sock.closed() == CloseCode.ROOM_ENDED
+
+
+async def test_end_room_from_another_process_disconnects_everyone(http, api_headers, settings):
+    """``roomserver end-room`` runs in a process of its own: it ends the room in the store, and the
+    server hosting the room notices in its next sweep (Gateway.sweep) and closes every seat."""
+    room = await create_room(http, api_headers)
+    sock, _ = await joined(http, api_headers, room, "expert")
+    other = build_services(settings)  # what the command line builds: the same store, no sockets
+    try:
+        await other.consultations.end(CLI_PRINCIPAL, room, reason="api", now=other.now())
+    finally:
+        other.close()
+    assert (await sock.expect("ended", timeout=2 * WAIT))["reason"] == "api"
     assert await sock.closed() == CloseCode.ROOM_ENDED
 
 
