@@ -80,13 +80,14 @@ async def _hide_versions(request: web.Request, response: web.StreamResponse) -> 
 def create_app(services: Services) -> web.Application:
     server = services.settings.server
     app = web.Application(
-        middlewares=[middleware.forwarded(Proxies(server.trusted_proxies)), middleware.security_headers,
-                     middleware.errors, middleware.body_timeout(server.body_timeout_seconds)],
+        middlewares=[middleware.forwarded(Proxies(server.trusted_proxies)), middleware.errors,
+                     middleware.body_timeout(server.body_timeout_seconds)],
         client_max_size=services.settings.server.max_body_bytes,
         handler_args={"access_log_class": AccessLogger},
     )
     app[SERVICES_KEY] = services
     app.on_response_prepare.append(_hide_versions)
+    app.on_response_prepare.append(middleware.security_headers)
     app.on_response_prepare.append(middleware.https_answers(server.hsts_seconds))
     api.setup_routes(app)
     pages.setup_pages(app)

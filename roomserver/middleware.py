@@ -1,4 +1,4 @@
-"""aiohttp middlewares: one error shape everywhere, and strict security headers.
+"""The HTTP edge around every handler: one error shape everywhere (middlewares), strict security headers (a prepare hook).
 
 No exception text or stack trace ever reaches a client: known refusals become
 ``{"error": {"code", "message"}}`` with their status; anything unexpected is
@@ -65,11 +65,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(RoomServerError("internal_error", "Something went wrong on the server.", 500))
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    if response.prepared:  # a WebSocket or stream: its headers went out with the handshake
-        return response
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Strict headers on every answer, set as it is prepared (``on_response_prepare``).
+
+    A hook rather than a middleware: a middleware's frame would stay alive as long as the
+    WebSocket it wraps, on every one of thousands of sockets. A handler's own value wins.
+    """
+    if response.status == 101:  # a WebSocket handshake: no page, nothing to frame or sniff
+        return
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -80,7 +83,6 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
                                              "geolocation=(), payment=()")
     if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
         headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 # --- behind a proxy, and over HTTPS -------------------------------------------------------------
@@ -109,14 +111,16 @@ def forwarded(proxies: Proxies) -> Callable[[web.Request, Handler], Awaitable[we
     without a usable client address is marked the same way.
     """
     @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # A plain function handing on the handler's awaitable: no frame of its own for as long as a
+        # WebSocket lives (see security_headers).
         headers = request.headers
         if not any(name in headers for name in _FORWARD_HEADERS):
-            return await handler(request)
+            return handler(request)
         peer = parse_address(request.remote)
         if not proxies.trusts(peer):
             request[FORWARDED_UNTRUSTED] = True
-            return await handler(request)
+            return handler(request)
         changes: dict[str, str] = {}
         client = None
         for hop in reversed(",".join(headers.getall("X-Forwarded-For", [])).split(",")):
@@ -138,23 +142,28 @@ def forwarded(proxies: Proxies) -> Callable[[web.Request, Handler], Awaitable[we
         host = _last(headers.get("X-Forwarded-Host", ""))
         if host and _HOST.match(host):
             changes["host"] = host
-        return await handler(request.clone(**changes) if changes else request)  # type: ignore[arg-type]
+        return handler(request.clone(**changes) if changes else request)  # type: ignore[arg-type]
     return middleware
 
 
 def body_timeout(seconds: float) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """A request body must arrive within ``seconds`` (408 and the connection closed), before any handler."""
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists and request.can_read_body:
-            try:
-                await asyncio.wait_for(request.read(), seconds)
-            except asyncio.TimeoutError:
-                response = error_response(RoomServerError("request_timeout",
-                                                          "The request body did not arrive in time.", 408))
-                response.force_close()
-                return response
+    async def read_then(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            await asyncio.wait_for(request.read(), seconds)
+        except asyncio.TimeoutError:
+            response = error_response(RoomServerError("request_timeout",
+                                                      "The request body did not arrive in time.", 408))
+            response.force_close()
+            return response
         return await handler(request)
+
+    @web.middleware
+    def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # No body (every GET, every WebSocket): the handler's awaitable as it is, no frame kept.
+        if request.body_exists and request.can_read_body:
+            return read_then(request, handler)
+        return handler(request)
     return middleware
 
 

@@ -80,12 +80,14 @@ class Load:
                 raise RuntimeError(f"POST {path}: {r.status} {data}")
             return data
 
-    async def fill_room(self, http: aiohttp.ClientSession, i: int) -> None:
+    async def fill_room(self, http: aiohttp.ClientSession, sockets: aiohttp.ClientSession, i: int) -> None:
+        """One room of four. The API calls share pooled keep-alive connections; every WebSocket opens
+        a connection of its own on ``sockets`` (a session that pools nothing), as browsers do."""
         room = await self.post(http, "/rooms", {"title": f"Scale {i}", "waiting_room": False})
         members = []
         for k in range(4):
             invite = await self.post(http, f"/rooms/{room['id']}/invites", {"role": "expert", "name": f"P{k}"})
-            ws = await http.ws_connect(f"ws://{HOST}:{self.base.rsplit(':', 1)[1]}/ws", autoping=True,
+            ws = await sockets.ws_connect(f"ws://{HOST}:{self.base.rsplit(':', 1)[1]}/ws", autoping=True,
                                        max_msg_size=1 << 20)
             await ws.send_str(orjson.dumps({"type": "join", "token": invite["token"]}).decode())
             while True:
@@ -167,13 +169,14 @@ def worker(index: int, port: int, api_key: str, rooms: range, talking: int, args
 
     async def main() -> None:
         load = Load(port, api_key)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as sockets:
             gate = asyncio.Semaphore(args.concurrency)
 
             async def fill(i: int) -> None:
                 async with gate:
                     try:
-                        await load.fill_room(http, i)
+                        await load.fill_room(http, sockets, i)
                     except Exception as exc:  # noqa: BLE001 - counted as an error
                         load.errors.append(f"room {i}: {exc}")
             await asyncio.gather(*(fill(i) for i in rooms))

@@ -686,14 +686,18 @@ async def run_load(adapter: Adapter, server_pid: int | list[int], cfg: LoadConfi
     """Warm up, join all pairs (joins/s, memory), ping-pong (RTT, msgs/s, CPU); never raises."""
     res = LoadResult(server=adapter.name)
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # API calls share pooled keep-alive connections; every WebSocket opens a connection of its own
+    # (a session that pools nothing), as browsers do: reusing the connection of an API call would
+    # keep that call's answer alive on the server for the socket's life and skew the memory figure.
+    async with aiohttp.ClientSession(connector=connector) as session, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as sockets:
         pairs: list[tuple[Conn, Conn]] = []
         phase = "prepare"
         try:
             async with asyncio.timeout(cfg.prepare_timeout_s):
                 specs = await adapter.prepare(session, cfg.pairs + 1)
             phase = "warm-up"
-            await warm_up(session, adapter, specs[-1], cfg)
+            await warm_up(sockets, adapter, specs[-1], cfg)
             gc.collect()
             await asyncio.sleep(cfg.settle_s)
 
@@ -701,7 +705,7 @@ async def run_load(adapter: Adapter, server_pid: int | list[int], cfg: LoadConfi
             s0 = sample_proc(server_pid)
             t0 = time.perf_counter()
             async with asyncio.timeout(cfg.join_timeout_s):
-                pairs = await join_pairs(session, adapter, specs[:-1])
+                pairs = await join_pairs(sockets, adapter, specs[:-1])
             t1 = time.perf_counter()
             s1 = sample_proc(server_pid)
             conns = [c for p in pairs for c in p]
