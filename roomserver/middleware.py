@@ -1,4 +1,5 @@
-"""The HTTP edge around every handler: one error shape everywhere (middlewares), strict security headers (a prepare hook).
+"""The HTTP edge around every handler: one error shape everywhere (middlewares), and strict
+security headers (a prepare hook).
 
 No exception text or stack trace ever reaches a client: known refusals become
 ``{"error": {"code", "message"}}`` with their status; anything unexpected is
