@@ -36,7 +36,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 # ``./run test`` runs the suite twice. Its second (PostgreSQL) pass leaves out what the store
-# choice cannot change, so that CI stays within its time; a pass of its own
+# choice cannot change, and the browser tests, whose store side other tests of that pass cover,
+# so that CI stays within its time; a pass of its own
 # (``ROOMSERVER_TEST_STORE=postgresql ./run test``) runs everything.
 SAME_IN_BOTH_PASSES = {
     "tests/core": "pure rules: no store at all",
@@ -48,19 +49,11 @@ SAME_IN_BOTH_PASSES = {
     "tests/test_cli.py": "the command line on the embedded default, in processes of its own",
     "tests/test_lint.py": "reads the source only",
     "tests/test_translations.py": "reads the catalogs only",
-    # Browser tests whose subject is the page's layout, accessibility, the network or the media:
-    # their servers are the same as in the API and socket tests, which do run on PostgreSQL, as do
-    # the browser flows that write to the store (join, console, patch-in, e-mail, sign-in, admin,
-    # consent, reports, operator dashboard).
-    "tests/browser/test_accessibility.py": "pages' accessibility",
-    "tests/browser/test_cross_browser.py": "Firefox and Chromium media",
-    "tests/browser/test_https.py": "TLS and nginx in front",
-    "tests/browser/test_networks.py": "restrictive networks and TURN",
-    "tests/browser/test_poor_connection.py": "bitrate steps on a poor link",
-    "tests/browser/test_room_layout.py": "the room's geometry",
-    "tests/browser/test_room_view.py": "the room's view",
-    "tests/browser/test_room_walkthrough.py": "the room's view",
-    "tests/browser/test_unsupported_browser.py": "browsers without WebRTC",
+    # The browser tests: what they store goes through the same API, page and socket code that
+    # tests/api, tests/pages, tests/ws and tests/ops run on PostgreSQL in this pass (the OIDC
+    # sign-in in tests/pages/test_oidc.py, e-mail in tests/ops/test_mailer.py, reports, consent,
+    # the switchboard); each browser flow costs seconds of Chromium, and CI has 45 minutes.
+    "tests/browser": "pages in a real browser; their store side runs here in tests/api, pages, ws, ops",
 }
 
 

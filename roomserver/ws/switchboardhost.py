@@ -163,12 +163,12 @@ class SwitchboardHost:
         """One switchboard operation, in order with all others; ``CallError`` for a refusal."""
         if self.board is None:
             raise RoomServerError("not_owner", "This node does not run the switchboard.", 421)
-        if op in ("entered", "left") and args["identity"] not in self.board.desks:
-            # Not on a desk (an expert invited by link, say): the board has nothing to follow, so
-            # nothing to save either — no wait on the lock and no store write for every such join.
-            return None
-        async with self._lock:
+        async with self._lock:  # in order with the others: a desk coming online just before counts
             board, now = self.board, time.time()
+            if op in ("entered", "left") and args["identity"] not in board.desks:
+                # Not on a desk (an expert invited by link, say): the board has nothing to follow,
+                # so nothing to save either — no store write for every such join and leave.
+                return None
             result: Any = None
             effects: list[Effect] = []
             accepting: tuple[str, str] | None = None

@@ -289,11 +289,15 @@ def test_ended_among_finds_the_ended_rooms_of_many_ids_in_a_few_queries(store: S
     # The running server asks this every few seconds for every room it hosts (a node may host a
     # thousand): the answer must be exact across the 500-id chunks.
     b = store.blocking
-    rooms = [new_room(store, f"Beratung {i}") for i in range(1203)]
-    ended = {rooms[0], rooms[499], rooms[500], rooms[1202]}
+    ids = [f"r_unknown{i}" for i in range(1203)]
+    for place in (0, 499, 500, 1202):  # either side of each chunk's edge, and the last
+        ids[place] = new_room(store, f"Beratung {place}")
+    ended = {ids[0], ids[499], ids[500], ids[1202]}
+    assert b.rooms.end(new_room(store, "Nicht gefragt"), reason="operator", now=NOW)  # ended, not asked for
+    ids[7] = new_room(store, "Noch offen")  # asked for, still open
     for room in ended:
         assert b.rooms.end(room, reason="operator", now=NOW)
-    found = b.rooms.ended_among(rooms + ["r_unknown"])
+    found = b.rooms.ended_among(ids)
     assert {row.id for row in found} == ended and len(found) == len(ended)
     assert {row.ended_reason for row in found} == {"operator"}
     assert b.rooms.ended_among([]) == []
