@@ -46,8 +46,31 @@ def error_response(error: RoomServerError) -> web.Response:
     return web.json_response(error.to_dict(), status=error.status, headers=headers)
 
 
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusal (bad request, wrong method, ...) in the documented shape."""
+    code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+    response = error_response(RoomServerError(code, message, exc.status))
+    if exc.status == 405 and "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+SELF_ANSWERING = "answers_own_errors"  # set on a handler that never lets an error out (a WebSocket's)
+
+
 @web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+def errors(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Every error as the documented JSON shape, except where the handler answers its own.
+
+    A WebSocket handler (marked ``SELF_ANSWERING``) is handed on without a frame of this
+    middleware: it would wait around the socket for its whole life, on thousands of sockets.
+    """
+    if getattr(request.match_info.handler, SELF_ANSWERING, False):
+        return handler(request)
+    return _errors(request, handler)
+
+
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RoomServerError as exc:
@@ -55,11 +78,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
-        response = error_response(RoomServerError(code, message, exc.status))
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
+        return http_error_response(exc)
     except Exception:  # noqa: BLE001 - the last line of defence: log, never leak
         log.exception("unhandled error in %s %s", request.method, request.match_info.route.resource
                       and request.match_info.route.resource.canonical)

@@ -437,3 +437,16 @@ async def test_withdrawing_an_invite_ends_the_seat_that_joined_with_it(http, api
     assert (await back.next())["code"] == "resume_unknown"
     again = await RawSocket.open(http)
     assert (await again.join(issued["token"]))["code"] == "token_revoked"
+
+
+async def test_a_plain_request_to_the_socket_address_gets_the_error_shape(http):
+    """``/ws`` answers its own errors (no error middleware around a socket): still the documented shape."""
+    async with http.get("/ws") as resp:
+        assert resp.status == 400
+        assert resp.headers["Content-Type"].startswith("application/json")
+        body = await resp.json()
+    assert body["error"]["code"] == "bad_request"
+    assert "Traceback" not in str(body) and "UPGRADE" not in str(body)
+    async with http.post("/ws", data=b"x") as resp:
+        assert resp.status == 405
+        assert (await resp.json())["error"]["code"] == "method_not_allowed"
