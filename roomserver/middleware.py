@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from aiohttp import web
 
@@ -55,14 +55,21 @@ def http_error_response(exc: web.HTTPException) -> web.Response:
     return response
 
 
-SELF_ANSWERING = "answers_own_errors"  # set on a handler that never lets an error out (a WebSocket's)
+SELF_ANSWERING = "answers_own_errors"
+_H = TypeVar("_H", bound=Callable[..., Any])
+
+
+def self_answering(handler: _H) -> _H:
+    """Mark a handler that answers every error itself (a WebSocket's): ``errors`` adds no frame around it."""
+    setattr(handler, SELF_ANSWERING, True)
+    return handler
 
 
 @web.middleware
 def errors(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """Every error as the documented JSON shape, except where the handler answers its own.
 
-    A WebSocket handler (marked ``SELF_ANSWERING``) is handed on without a frame of this
+    A WebSocket handler (marked with ``self_answering``) is handed on without a frame of this
     middleware: it would wait around the socket for its whole life, on thousands of sockets.
     """
     if getattr(request.match_info.handler, SELF_ANSWERING, False):

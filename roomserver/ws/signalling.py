@@ -37,7 +37,7 @@ from ..core.roles import Action, Role, may
 from ..core.room import Room, RoomError, room_of_secret
 from ..core.tokens import Claims, check_admission
 from ..live import Live, LiveUnavailable
-from ..middleware import SELF_ANSWERING, http_error_response
+from ..middleware import http_error_response, self_answering
 from ..services import Services
 from ..store import StoreUnavailable
 from . import eager
@@ -269,22 +269,14 @@ class Gateway:
 
     # -- one socket ---------------------------------------------------------------------------------
 
-    def handle(self, request: web.Request) -> Awaitable[web.StreamResponse]:
-        """``GET /ws``: the socket's whole life runs in ``_session``, in the handler's own task.
+    @self_answering
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws``: the socket's whole life — handshake, admission, frames until it closes, the drop.
 
-        A plain function handing on ``_session``'s coroutine, and marked to answer its own
-        errors (the error middleware then hands on without a frame too): every frame a socket
-        receives resumes the coroutines waiting around it, and each one kept alive costs
-        memory on every one of thousands of sockets. Not one more task per socket either.
-        """
-        return self._session(request)
-
-    setattr(handle, SELF_ANSWERING, True)
-
-    async def _session(self, request: web.Request) -> web.StreamResponse:
-        """The socket's life: handshake, admission, then frames until it closes, then the seat's drop.
-
-        One coroutine, so that each frame resumes only it and aiohttp's ``receive``.
+        One coroutine, in the handler's own task (not one more task per socket), and marked to
+        answer its own errors, so the error middleware hands it on without a frame of its own:
+        each frame the socket receives resumes only this and aiohttp's ``receive`` below the
+        request's own few, and no coroutine more waits around each of thousands of sockets.
         """
         s = self.services.settings.signalling
         # Our own heartbeat (see heartbeat()): aiohttp's schedules a callback for every frame received.
