@@ -167,6 +167,17 @@ class Nginx:
         path = self.prefix / "access.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    async def access_log_with(self, needle: str, timeout: float = 10.0) -> str:
+        """The access log once it holds ``needle`` (or as it is at the deadline): nginx writes a
+        request's line after its answer has gone out, so a client can read the answer first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        log = self.access_log()
+        while needle not in log and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            log = self.access_log()
+        return log
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
