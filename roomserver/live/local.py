@@ -29,9 +29,13 @@ class LocalLive:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.node = f"{socket.gethostname()}-{os.getpid()}"
+        # The keys that may have a snapshot in the store (read at start, then kept up to date: this
+        # process is the only one that writes them), so taking up a new room costs no read for nothing.
+        self._keys: set[str] | None = None
 
     async def start(self, deliver: Callable[[bytes], None]) -> None:
-        pass  # nothing to connect to; no message ever arrives from elsewhere
+        # Nothing to connect to; no message ever arrives from elsewhere. Before any room is taken up.
+        self._keys = set(await self.store.live.keys())
 
     async def close(self) -> None:
         pass
@@ -64,6 +68,8 @@ class LocalLive:
             return None
         text = snapshot.decode() if snapshot is not None else None
         now = int(time.time())
+        if text is not None and self._keys is not None:
+            self._keys.add(key)  # before the write: the set may hold more keys than the store, never fewer
 
         def both(tx: Tx) -> T | None:
             result = unit(tx) if unit is not None else None
@@ -73,6 +79,8 @@ class LocalLive:
         return await self.store.write(both)
 
     async def load(self, key: str) -> bytes | None:
+        if self._keys is not None and key not in self._keys:
+            return None
         text = await self.store.live.load(key)
         return text.encode() if text is not None else None
 
@@ -81,6 +89,8 @@ class LocalLive:
 
     async def forget(self, key: str) -> None:
         await self.store.live.delete(key)
+        if self._keys is not None:
+            self._keys.discard(key)
 
     async def rooms(self) -> list[str]:
         return [key.split(":", 1)[1] for key in await self.store.live.keys() if key.startswith("room:")]

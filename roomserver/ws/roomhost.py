@@ -97,28 +97,31 @@ class RoomHost:
 
     # -- ownership -------------------------------------------------------------------------------
 
-    async def resolve(self, room_id: str) -> str:
-        """The node that owns the room: this one when it claims a room nobody owns (and adopts it)."""
+    async def resolve(self, room_id: str, row: RoomRow | None = None) -> str:
+        """The node that owns the room: this one when it claims a room nobody owns (and adopts it).
+
+        ``row``: the room as the caller just read it from the store, which spares adopting a read.
+        """
         for _ in range(RESOLVE_ATTEMPTS):
             if room_id in self.rooms:
                 return self.node
             owner = await self.live.owner(room_key(room_id))
             if owner == self.node:
-                hosted = await self.adopt(room_id)
+                hosted = await self.adopt(room_id, row)
                 if hosted is not None:
                     return self.node
                 raise RoomError(proto.ErrorCode.ROOM_ENDED, "The consultation has ended.", CloseCode.ROOM_ENDED, 410)
             if owner is not None:
                 return owner
             if await self.live.claim(room_key(room_id)):
-                if await self.adopt(room_id) is None:
+                if await self.adopt(room_id, row) is None:
                     raise RoomError(proto.ErrorCode.ROOM_ENDED, "The consultation has ended.", CloseCode.ROOM_ENDED,
                                     410)
                 return self.node
             await asyncio.sleep(0.05)  # another node claimed it between our two looks: ask again
         raise RoomServerError("unavailable", "The consultation cannot be reached right now; try again.", 503)
 
-    async def adopt(self, room_id: str) -> Hosted | None:
+    async def adopt(self, room_id: str, row: RoomRow | None = None) -> Hosted | None:
         """Take up a room this node now owns: from its snapshot, or new from the store. None if it has ended."""
         hosted = self.rooms.get(room_id)
         if hosted is not None:
@@ -129,7 +132,7 @@ class RoomHost:
         future: asyncio.Future[Hosted | None] = asyncio.get_running_loop().create_future()
         self._adopting[room_id] = future
         try:
-            hosted = await self._adopt(room_id)
+            hosted = await self._adopt(room_id, row)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters get it from the await
@@ -139,10 +142,11 @@ class RoomHost:
         future.set_result(hosted)
         return hosted
 
-    async def _adopt(self, room_id: str) -> Hosted | None:
+    async def _adopt(self, room_id: str, row: RoomRow | None) -> Hosted | None:
         key = room_key(room_id)
         data = await self.live.load(key)
-        row = await self.services.store.rooms.get(room_id)
+        if row is None:
+            row = await self.services.store.rooms.get(room_id)
         if row is None or row.state == "ended":
             await self.live.forget(key)
             return None
@@ -159,14 +163,15 @@ class RoomHost:
         hosted = Hosted(room, dict(envelope_locations))
         self.rooms[room_id] = hosted
         async with hosted.lock:
-            alive = await self.live.nodes()
-            lost = [s.id for s in room.online_seats() if hosted.locations.get(s.id) not in alive]
-            if lost:
-                log.info("room taken over: %d seat(s) were on a lost node and may resume", len(lost))
-            if lost:
-                await self._apply(hosted, lambda r: r.lost(lost, time.time()))
-            else:
-                await self._save(hosted, None)
+            if data is not None:  # taken up from a snapshot: seats on a lost node may resume
+                alive = await self.live.nodes()
+                lost = [s.id for s in room.online_seats() if hosted.locations.get(s.id) not in alive]
+                if lost:
+                    log.info("room taken over: %d seat(s) were on a lost node and may resume", len(lost))
+                    await self._apply(hosted, lambda r: r.lost(lost, time.time()))
+                else:
+                    await self._save(hosted, None)
+            # A new room has no seat and nothing to save: its first change (a join) writes its snapshot.
             self._refresh_views(hosted)
             self._schedule(hosted)
         return hosted

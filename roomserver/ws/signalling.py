@@ -39,7 +39,7 @@ from ..core.tokens import Claims, check_admission
 from ..live import Live, LiveUnavailable
 from ..middleware import http_error_response, self_answering
 from ..services import Services
-from ..store import StoreUnavailable
+from ..store import RoomRow, StoreUnavailable
 from . import eager
 from .bridge import Bridge, RemoteError, Unanswered
 from .roomhost import RoomHost
@@ -244,13 +244,14 @@ class Gateway:
 
     async def _owner_call(self, room_id: str, local: Callable[[], Any], remote: dict[str, Any],
                           on_reply: Callable[[Any], None] | None = None,
-                          on_late: Callable[[Any], None] | None = None) -> Any:
+                          on_late: Callable[[Any], None] | None = None, row: RoomRow | None = None) -> Any:
         """Run a room operation on its owner (this node: ``local()``; another: the ``remote`` request).
 
-        ``on_reply`` runs on the answer before anything else happens on this node (see ``Bridge.ask``).
+        ``on_reply`` runs on the answer before anything else happens on this node (see ``Bridge.ask``);
+        ``row`` is the room as just read from the store, for this node's taking it up.
         """
         for attempt in range(3):
-            owner = await self.host.resolve(room_id)
+            owner = await self.host.resolve(room_id, row)
             if owner == self.node:
                 answer = await local()
                 if on_reply is not None:
@@ -487,7 +488,7 @@ class Gateway:
             room_id, lambda: self.host.join(room_id, wire, name, self.node),
             {"t": "join", "room": room_id, "claims": wire, "name": name},
             on_reply=lambda answer: self._seat(conn, room_id, answer),
-            on_late=lambda answer: self._seated_late(room_id, answer))
+            on_late=lambda answer: self._seated_late(room_id, answer), row=row)
 
     async def _resume(self, conn: Conn, msg: proto.Resume) -> None:
         room_id = room_of_secret(msg.secret)
@@ -504,7 +505,7 @@ class Gateway:
             room_id, lambda: self.host.resume(room_id, msg.secret, self.node),
             {"t": "resume", "room": room_id, "secret": msg.secret},
             on_reply=lambda answer: self._seat(conn, room_id, answer),
-            on_late=lambda answer: self._seated_late(room_id, answer))
+            on_late=lambda answer: self._seated_late(room_id, answer), row=row)
 
     async def _message(self, conn: Conn, msg: proto.ClientMessage, raw: str | bytes) -> None:
         """Every parsed message but a relayed ``signal``: pings here, calls to the desks, the rest to the owner."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
 from roomserver.cli import CLI_PRINCIPAL
 from roomserver.core.protocol import CloseCode
-from roomserver.services import build_services
+from roomserver.services import SERVICES_KEY, build_services
 from roomserver.ws import SIGNALLING_KEY
 from tests.support import WAIT, RawSocket, create_room, invite, joined
 
@@ -63,6 +64,33 @@ async def test_replayed_single_use_token_is_refused(http, api_headers):
     error = await second.join(token)
     assert error["code"] == "token_already_used"
     assert await second.closed() == CloseCode.TOKEN_REFUSED
+
+
+async def test_a_join_costs_one_store_read_and_one_commit(http, api_headers, server):
+    """The admission read, then one commit (spend, audit, snapshot): also the room's first join,
+    which takes the room up from the row it just read and saves nothing for the empty room."""
+    backend = server.app[SERVICES_KEY].store.backend
+    trips: list[str] = []
+    real = backend.run
+
+    async def counted(unit, write):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_qualname != "Gateway._first":
+            frame = frame.f_back
+        if frame is not None:  # a trip of the join itself, not of some background task
+            trips.append("write" if write else "read")
+        return await real(unit, write)
+
+    backend.run = counted
+    try:
+        room = await create_room(http, api_headers)
+        await joined(http, api_headers, room, "counsellor")  # the room's first join: taken up here
+        assert trips == ["read", "write"]
+        trips.clear()
+        await joined(http, api_headers, room, "expert")
+        assert trips == ["read", "write"]
+    finally:
+        backend.run = real
 
 
 async def test_join_link_of_another_room_is_refused(http, api_headers):
