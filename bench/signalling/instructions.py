@@ -12,11 +12,18 @@ JIT-compiling node under valgrind says little about node at full speed.
 
     ./run bench signalling --instructions          # needs valgrind (apt-get install valgrind)
 
+``--instructions --joins`` counts a socket's whole life without messages instead: the
+server runs under callgrind with counting off; after start-up, preparing the rooms and
+invites and a warm-up pair, counting is switched on (``callgrind_control -i on``) for
+``JOIN_PAIRS`` pairs joining at once, leaving and closing, and off again; the total
+divided by the sockets is what one join costs, start-up and the API calls left out.
+
 Slow (each run is ~50x slower than native); loopback only, bounded like run.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -27,13 +34,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 import run as bench
-from load import LoadConfig, run_load
+from load import LoadConfig, close_all, join_pairs, run_load, warm_up
 
 SERVERS = ("roomserver", "floor")
 PAIRS = 10
 SHORT, LONG = 100, 600  # round trips per pair in the two runs
 READY_TIMEOUT_S = 300
+JOIN_PAIRS = 50  # pairs joining at once in --joins: 100 sockets
 STOP_TIMEOUT_S = 180
 
 
@@ -48,9 +58,13 @@ class Count:
 
 
 def _total(out_file: Path) -> int:
-    """The ``totals:`` (or ``summary:``) line of a callgrind output file."""
+    """The ``totals:`` (else ``summary:``) line of a callgrind output file.
+
+    With counting switched on and off (``--joins``), ``summary:`` says 0 and only ``totals:`` counts.
+    """
     text = out_file.read_text(errors="replace")
-    found = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.MULTILINE)
+    found = re.search(r"^totals:\s*(\d+)", text, re.MULTILINE) or \
+        re.search(r"^summary:\s*(\d+)", text, re.MULTILINE)
     if found is None:
         raise RuntimeError(f"no instruction total in {out_file}")
     return int(found.group(1))
@@ -99,21 +113,71 @@ async def count_all() -> list[tuple[str, float]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
+def _counting(pid: int, on: bool) -> None:
+    """Switch callgrind's counting in a running server (it answers at its next wake-up)."""
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)], check=True,
+                   capture_output=True, timeout=120)
+
+
+async def count_joins_of(name: str, work: Path) -> float:
+    """Instructions per socket that joins, leaves and closes, counted only around that."""
+    out_file = work / f"{name}-joins.callgrind"
+    bench.COMMAND_PREFIX[:] = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                               f"--callgrind-out-file={out_file}"]
+    server = bench.STARTERS[name](bench.free_port(), work / f"{name}-joins.log")
+    try:
+        await bench.wait_ready(server, READY_TIMEOUT_S)
+        cfg = LoadConfig(pairs=JOIN_PAIRS, round_trips=0, warmup_round_trips=20, phase_timeout_s=600,
+                         join_timeout_s=300, prepare_timeout_s=300)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as api, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as sockets:
+            specs = await server.adapter.prepare(api, JOIN_PAIRS + 1)
+            await warm_up(sockets, server.adapter, specs[-1], cfg)
+            await asyncio.sleep(1)
+            _counting(server.proc.pid, True)
+            pairs = await join_pairs(sockets, server.adapter, specs[:-1])
+            await close_all([c for p in pairs for c in p])
+            await asyncio.sleep(2)  # the server hears the last closes
+            _counting(server.proc.pid, False)
+    finally:
+        _stop_gracefully(server.proc)
+        server.cleanup()
+    return _total(out_file) / (2 * JOIN_PAIRS)
+
+
+async def count_joins() -> list[tuple[str, float]]:
+    # Pings would be counted in proportion to the (valgrind-slowed) wall time, not to the joins.
+    os.environ["ROOMSERVER_SIGNALLING_HEARTBEAT_SECONDS"] = "120"
+    work = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
+    try:
+        per_join = []
+        for name in SERVERS:
+            print(f"{name} under callgrind (joins) ...", file=sys.stderr, flush=True)
+            per_join.append((name, await count_joins_of(name, work)))
+        return per_join
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(joins: bool = False) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     loop = bench.new_loop()
     try:
-        per_message = loop.run_until_complete(count_all())
+        figures = loop.run_until_complete(count_joins() if joins else count_all())
     finally:
         for proc in list(bench.LIVE):
             bench.kill_group(proc)
         loop.close()
-    floor = dict(per_message)["floor"]
-    print(f"instructions per relayed message ({PAIRS} pairs, {LONG} - {SHORT} round trips each):\n")
-    print("| server | instructions per relayed msg | × floor |\n| --- | ---: | ---: |")
-    for name, value in per_message:
+    floor = dict(figures)["floor"]
+    if joins:
+        print(f"instructions per socket: join, leave and close, no messages ({2 * JOIN_PAIRS} sockets at once):\n")
+        print("| server | instructions per join | × floor |\n| --- | ---: | ---: |")
+    else:
+        print(f"instructions per relayed message ({PAIRS} pairs, {LONG} - {SHORT} round trips each):\n")
+        print("| server | instructions per relayed msg | × floor |\n| --- | ---: | ---: |")
+    for name, value in figures:
         print(f"| {name} | {value:,.0f} | {value / floor:.2f} |")
     return 0
 

@@ -619,6 +619,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="count instructions per relayed message under valgrind instead (instructions.py)",
     )
     p.add_argument(
+        "--joins",
+        action="store_true",
+        help="with --instructions: instructions per join (and leave and close) instead",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -659,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--instructions" in (sys.argv[1:] if argv is None else argv):
         import instructions  # valgrind counts instead of CPU time: see its docstring
 
-        return instructions.main()
+        return instructions.main(joins="--joins" in (sys.argv[1:] if argv is None else argv))
     args = parse_args(argv)
     cfg = LoadConfig(
         pairs=args.pairs,
