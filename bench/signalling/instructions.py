@@ -113,10 +113,14 @@ async def count_all() -> list[tuple[str, float]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _counting(pid: int, on: bool) -> None:
+async def _counting(pid: int, on: bool) -> None:
     """Switch callgrind's counting in a running server (it answers at its next wake-up)."""
-    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)], check=True,
-                   capture_output=True, timeout=120)
+    proc = await asyncio.create_subprocess_exec("callgrind_control", "-i", "on" if on else "off", str(pid),
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    async with asyncio.timeout(120):
+        _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"callgrind_control failed: {err.decode(errors='replace').strip()}")
 
 
 async def count_joins_of(name: str, work: Path) -> float:
@@ -134,11 +138,11 @@ async def count_joins_of(name: str, work: Path) -> float:
             specs = await server.adapter.prepare(api, JOIN_PAIRS + 1)
             await warm_up(sockets, server.adapter, specs[-1], cfg)
             await asyncio.sleep(1)
-            _counting(server.proc.pid, True)
+            await _counting(server.proc.pid, True)
             pairs = await join_pairs(sockets, server.adapter, specs[:-1])
             await close_all([c for p in pairs for c in p])
             await asyncio.sleep(2)  # the server hears the last closes
-            _counting(server.proc.pid, False)
+            await _counting(server.proc.pid, False)
     finally:
         _stop_gracefully(server.proc)
         server.cleanup()

@@ -634,6 +634,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [s for s in args.servers if s not in STARTERS]
     if unknown:
         p.error(f"unknown server(s): {', '.join(unknown)}")
+    if args.joins:
+        p.error("--joins goes with --instructions")
     if min(args.pairs, args.round_trips, args.window, args.repeat) < 1:
         p.error("--pairs, --messages, --window and --repeat must be >= 1")
     return args
