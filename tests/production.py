@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from roomserver.tls import server_context
-from tests.support import RoomServerTestServer
+from tests.support import RoomServerTestServer, until
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "deploy" / "nginx" / "roomserver.conf"
@@ -167,16 +167,11 @@ class Nginx:
         path = self.prefix / "access.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    async def access_log_with(self, needle: str, timeout: float = 10.0) -> str:
-        """The access log once it holds ``needle`` (or as it is at the deadline): nginx writes a
-        request's line after its answer has gone out, so a client can read the answer first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        log = self.access_log()
-        while needle not in log and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            log = self.access_log()
-        return log
+    async def access_log_with(self, needle: str) -> str:
+        """The access log once it holds ``needle``: nginx writes a request's line after its answer
+        has gone out, so a client can read the answer first."""
+        await until(lambda: needle in self.access_log(), f"{needle!r} in nginx's access log")
+        return self.access_log()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

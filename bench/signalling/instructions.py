@@ -24,6 +24,7 @@ Slow (each run is ~50x slower than native); loopback only, bounded like run.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, AsyncIterator
 
 import aiohttp
 
@@ -82,21 +84,28 @@ def _stop_gracefully(proc: subprocess.Popen[bytes]) -> None:
         bench.LIVE.remove(proc)
 
 
-async def count_one(name: str, round_trips: int, work: Path) -> Count:
-    """Start ``name`` under callgrind, run the load with ``round_trips`` per pair, stop it, read the total."""
-    out_file = work / f"{name}-{round_trips}.callgrind"
-    bench.COMMAND_PREFIX[:] = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
-    server = bench.STARTERS[name](bench.free_port(), work / f"{name}-{round_trips}.log")
+@contextlib.asynccontextmanager
+async def _under_callgrind(name: str, tag: str, work: Path, *options: str) -> AsyncIterator[tuple[Any, Path]]:
+    """``name`` started under callgrind and ready; stopped on the way out, after which its count file is complete."""
+    out_file = work / f"{name}-{tag}.callgrind"
+    bench.COMMAND_PREFIX[:] = ["valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out_file}"]
+    server = bench.STARTERS[name](bench.free_port(), work / f"{name}-{tag}.log")
     try:
         await bench.wait_ready(server, READY_TIMEOUT_S)
+        yield server, out_file
+    finally:
+        _stop_gracefully(server.proc)
+        server.cleanup()
+
+
+async def count_one(name: str, round_trips: int, work: Path) -> Count:
+    """Start ``name`` under callgrind, run the load with ``round_trips`` per pair, stop it, read the total."""
+    async with _under_callgrind(name, str(round_trips), work) as (server, out_file):
         cfg = LoadConfig(pairs=PAIRS, round_trips=round_trips, phase_timeout_s=600, join_timeout_s=300,
                          prepare_timeout_s=300)
         res = await run_load(server.adapter, server.proc.pid, cfg)
         if res.status != "ok":
             raise RuntimeError(f"{name}: {res.error}")
-    finally:
-        _stop_gracefully(server.proc)
-        server.cleanup()
     return Count(name, round_trips, res.relayed, _total(out_file))
 
 
@@ -125,12 +134,7 @@ async def _counting(pid: int, on: bool) -> None:
 
 async def count_joins_of(name: str, work: Path) -> float:
     """Instructions per socket that joins, leaves and closes, counted only around that."""
-    out_file = work / f"{name}-joins.callgrind"
-    bench.COMMAND_PREFIX[:] = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                               f"--callgrind-out-file={out_file}"]
-    server = bench.STARTERS[name](bench.free_port(), work / f"{name}-joins.log")
-    try:
-        await bench.wait_ready(server, READY_TIMEOUT_S)
+    async with _under_callgrind(name, "joins", work, "--instr-atstart=no") as (server, out_file):
         cfg = LoadConfig(pairs=JOIN_PAIRS, round_trips=0, warmup_round_trips=20, phase_timeout_s=600,
                          join_timeout_s=300, prepare_timeout_s=300)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as api, \
@@ -143,9 +147,6 @@ async def count_joins_of(name: str, work: Path) -> float:
             await close_all([c for p in pairs for c in p])
             await asyncio.sleep(2)  # the server hears the last closes
             await _counting(server.proc.pid, False)
-    finally:
-        _stop_gracefully(server.proc)
-        server.cleanup()
     return _total(out_file) / (2 * JOIN_PAIRS)
 
 
