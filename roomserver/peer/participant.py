@@ -12,7 +12,10 @@ is silently a no-op that leaves the state at ``have-local-offer``):
 * Every offer, answer and candidate for one peer is handled by one task, in order, so
   the perfect-negotiation flag ``makingOffer`` reduces to
   ``signalingState != "stable"`` when a remote offer is looked at.
-* Glare, impolite side: ignore the colliding offer (and its candidates).
+* Glare, impolite side: ignore the colliding offer (and its candidates). So does the side
+  whose pending offer was made for its own ``welcome`` when the peer has not joined or
+  resumed since: it came in later, its offer is the current session, and the peer (which
+  has heard ``peer-joined``/``peer-resumed`` of it since its own offer) answers it.
 * Glare, polite side: instead of rolling back, close the connection that only holds an
   unanswered local offer and answer the remote offer on a fresh one. This client only
   ever offers on a fresh connection (newcomer, resume, :meth:`Participant.restart_peer`),
@@ -205,6 +208,7 @@ class PeerLink:
         self.making_offer = False
         self.ignore_offer = False
         self.expect_fresh = False  # the peer resumed: its next offer starts a new session
+        self.offer_wins = False  # our pending offer is for our latest welcome: it beats a colliding one
         # What happened, for tests, probes and the report.
         self.ignored_offers = 0  # impolite side of a glare
         self.rollbacks = 0  # polite side of a glare (fresh connection instead of rollback)
@@ -237,8 +241,9 @@ class PeerLink:
             op, arg = await self._ops.get()
             try:
                 if op == "offer":
-                    if arg == self.owner._epoch:
-                        await self._offer(epoch=arg)
+                    epoch, wins = arg
+                    if epoch == self.owner._epoch:
+                        await self._offer(epoch, wins=wins)
                     else:
                         logger.info("peer %s: offer of an earlier socket skipped", self.peer_id)
                 elif op == "signal":
@@ -257,7 +262,7 @@ class PeerLink:
         await self._close_pc()
         self.generation += 1
         self.frames = {kind: 0 for kind in MEDIA_KINDS}
-        self.making_offer = self.ignore_offer = False
+        self.making_offer = self.ignore_offer = self.offer_wins = False
         self._stats_mark = None
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.owner._rtc_ice_servers()))
         frames = self.frames
@@ -317,9 +322,13 @@ class PeerLink:
 
     # -- negotiation
 
-    async def _offer(self, epoch: int) -> None:
-        """Offer on a fresh connection (this client never re-offers on a live one)."""
+    async def _offer(self, epoch: int, *, wins: bool) -> None:
+        """Offer on a fresh connection (this client never re-offers on a live one).
+
+        ``wins``: the offer is for our own ``welcome``, so a colliding offer of a peer
+        that has not joined or resumed since is older and gives way (protocol.md)."""
         pc = await self._new_pc()
+        self.offer_wins = wins and not self.expect_fresh  # a peer that resumed since is newer
         self.making_offer = True
         try:
             # aiortc gathers all candidates here; they travel inside the SDP.
@@ -374,10 +383,11 @@ class PeerLink:
             pc = await self._new_pc()
         else:
             collision = self.making_offer or pc.signalingState != "stable"
-            self.ignore_offer = not self.polite and collision
+            self.ignore_offer = collision and (self.offer_wins or not self.polite)
             if self.ignore_offer:
                 self.ignored_offers += 1
-                logger.info("peer %s: colliding offer ignored (impolite)", self.peer_id)
+                logger.info("peer %s: colliding offer ignored (%s)", self.peer_id,
+                            "ours is for a later welcome" if self.offer_wins else "impolite")
                 return
             if collision:
                 # Polite side. aiortc has no rollback: drop the connection holding only
@@ -706,7 +716,7 @@ class Participant:
         Returns once the offer is sent. Useful to recover a ``failed`` connection and
         to provoke glare on purpose."""
         link = self._link(peer_id)
-        link.submit("offer", self._epoch)
+        link.submit("offer", (self._epoch, False))
         await link._ops.join()
 
     # ------------------------------------------------------------- observing
@@ -957,7 +967,7 @@ class Participant:
             link = self._link(peer_id)
             link.expect_fresh = False
             if peer.get("connection", "online") == "online":
-                link.submit("offer", self._epoch)
+                link.submit("offer", (self._epoch, True))
             else:
                 link.expect_fresh = True
 
@@ -974,7 +984,8 @@ class Participant:
         peer = dict(m["peer"])
         self.peers[peer["id"]] = peer
         # The newcomer offers; a stale link from an earlier seat with this id is reset.
-        self._link(peer["id"]).expect_fresh = True
+        link = self._link(peer["id"])
+        link.expect_fresh, link.offer_wins = True, False
 
     def _on_peer_left(self, m: dict[str, Any]) -> None:
         peer_id = m.get("peer")
@@ -991,8 +1002,10 @@ class Participant:
         peer_id = m.get("peer")
         if peer_id in self.peers:
             self.peers[peer_id]["connection"] = "online"
-        # Keep the old connection until the resumed side's offer arrives.
-        self._link(peer_id).expect_fresh = True
+        # Keep the old connection until the resumed side's offer arrives; it is newer
+        # than any offer of ours still pending.
+        link = self._link(peer_id)
+        link.expect_fresh, link.offer_wins = True, False
 
     def _on_peer_state(self, m: dict[str, Any]) -> None:
         if m.get("peer") in self.peers:

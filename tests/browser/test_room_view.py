@@ -330,6 +330,103 @@ async def test_room_with_aiortc(server, http, api_headers, new_page, first):
         assert await self_id(page) == browser_id
 
 
+# Holds every signal the page sends (in order) until window.__releaseSignals(): a test
+# stand-in for a message still in flight. Injected by the test, not part of the page.
+HOLD_PAGE_SIGNALS = """() => {
+  const send = WebSocket.prototype.send;
+  const held = [];
+  window.__heldSignals = held;
+  window.__holdingSignals = true;
+  WebSocket.prototype.send = function (data) {
+    if (window.__holdingSignals && typeof data === "string" && data.includes('"type":"signal"')) {
+      held.push([this, data]);
+      return;
+    }
+    return send.call(this, data);
+  };
+  window.__releaseSignals = () => {
+    window.__holdingSignals = false;
+    for (const [ws, data] of held.splice(0)) send.call(ws, data);
+  };
+}"""
+
+
+async def test_room_both_resume_at_once(server, http, api_headers, new_page):
+    """A restart or a Redis outage closes every socket at once and both sides resume, the
+    second before the first one's offer is through. The later side's offer is the current
+    session on both ends, whichever side is polite (docs/protocol.md, *Renegotiation after a
+    resume*, rule 4). The later side here is the polite one, where politeness alone decided
+    wrongly: both answered, both ignored the answers, and the picture never came back."""
+    room = await create_room(http, api_headers)
+    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
+    expert_token = (await invite(http, api_headers, room, "expert", "Sonde"))["token"]
+    url = str(server.make_url("/ws")).replace("http://", "ws://")
+    async with AsyncExitStack() as stack:
+        python = Participant(url, expert_token)
+        stack.push_async_callback(python.close)
+        await python.connect()
+        page = await by_fragment(new_page, server, "both-resume", room, counsellor_token)
+        await wait_state(page, "in-call")
+        browser_id = await self_id(page)
+        await wait_video(page, python.id)
+        await python.wait_connected(browser_id, 30)
+        link = python.link(browser_id)
+        generation, restarts = link.generation, link.restarts
+        sockets = await page.evaluate("() => window.roomserverDebug.sockets")
+
+        async def page_resumed() -> None:
+            await wait_js(page, "(n) => window.roomserverDebug.sockets > n", sockets, "a new socket")
+            await wait_state(page, "in-call")
+
+        if python.id < browser_id:
+            # The browser resumes first; its offer is still on the way when the (polite)
+            # Python participant resumes and offers too.
+            await page.evaluate(HOLD_PAGE_SIGNALS)
+            await page.evaluate("() => window.roomserverDebug.drop()")
+            await page_resumed()
+            await wait_js(page, "() => window.__heldSignals.some(([, d]) => d.includes('\"offer\"'))",
+                          what="the browser's offer")
+            await python.drop()
+            await python.resume()
+            await python.wait_until(lambda: link.generation > generation and link.pc is not None
+                                    and link.pc.signalingState == "have-local-offer", 30, "the Python offer")
+            await page.evaluate("() => window.__releaseSignals()")
+        else:
+            # The Python participant resumes first; its offer is still on the way when the
+            # (polite) browser resumes and offers too.
+            held: list[dict[str, Any]] = []
+            send = python.send
+
+            async def hold(message: dict[str, Any]) -> None:
+                if message.get("type") == "signal":
+                    held.append(message)
+                else:
+                    await send(message)
+
+            python.send = hold  # type: ignore[method-assign]
+            await python.drop()
+            await python.resume()
+            await python.wait_until(lambda: any(m["data"].get("description", {}).get("type") == "offer" for m in held),
+                                    30, "the Python offer")
+            await page.evaluate("() => window.roomserverDebug.drop()")
+            await page_resumed()
+            await python.wait_until(lambda: link.restarts > restarts, 30, "the browser's offer answered")
+            python.send = send  # type: ignore[method-assign]
+            for message in held:
+                await send(message)
+
+        await wait_video(page, python.id)
+        await python.wait_connected(browser_id, 30)
+        assert await python.wait_frames(browser_id, "video", 3, 30) >= 3
+        assert link.generation > generation
+        # The later side ignored the earlier side's offer, and only that one.
+        if python.id < browser_id:
+            assert link.ignored_offers == 1
+        else:
+            counters = await page.evaluate("() => window.roomserverDebug.counters()")
+            assert counters[python.id]["ignoredOffers"] == 1
+
+
 async def test_room_deny_and_remove(server, http, api_headers, new_page):
     """The counsellor's panel: deny from the waiting room; release an expert after a confirmation."""
     room = await create_room(http, api_headers, waiting_room=True)

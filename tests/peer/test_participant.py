@@ -403,6 +403,33 @@ async def test_glare_both_sides_offer_at_once(relay: Relay, make_participant: Ca
     assert polite.link(impolite.id).ignored_offers == 0  # type: ignore[arg-type,union-attr]
 
 
+async def test_both_resume_at_once_the_later_offer_wins(relay: Relay, make_participant: Callable[..., Participant]) -> None:
+    """Both sockets drop and both resume, the second before the first one's offer is
+    through (a server restart or a Redis outage closes everyone at once). Each offers for
+    its own welcome; the one that resumed first has heard ``peer-resumed`` of the other
+    since its offer, the other has not. The later one's offer must win on both sides,
+    whichever side is polite: when each side let the other's offer win, both answered on
+    fresh connections and ignored each other's answers, and the picture never came back."""
+    a = make_participant("Left")
+    b = make_participant("Right")
+    await a.connect()
+    await b.connect()
+    await assert_media_flows(a, b)
+    # The later one is the polite one: the case where politeness alone decided wrongly.
+    late, early = (a, b) if a.id < b.id else (b, a)  # type: ignore[operator]
+    old = current_pcs(a, b)
+
+    relay.hold_signals(offers=2)  # the early offer reaches the late side's new socket
+    await early.drop()
+    await early.resume()
+    await late.drop()
+    await late.resume()
+    await wait_replaced(a, b, old)
+    await assert_media_flows(a, b)
+    assert late.link(early.id).ignored_offers == 1  # type: ignore[arg-type,union-attr]
+    assert early.link(late.id).ignored_offers == 0  # type: ignore[arg-type,union-attr]
+
+
 async def test_refused_join_and_resume_raise_with_codes(relay: Relay) -> None:
     p = Participant(relay.url, "not-a-role:x")
     with pytest.raises(JoinRefused) as refused:

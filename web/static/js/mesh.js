@@ -3,7 +3,10 @@
 // * Who offers: the newcomer (and the resumed side) offers to every peer listed online in
 //   `welcome`, always on a fresh connection; the others wait for that offer.
 // * Perfect negotiation: towards a peer we are polite when our seat id sorts before the
-//   peer's. Impolite: a colliding offer (and its candidates) is ignored. Polite: our own
+//   peer's. Impolite: a colliding offer (and its candidates) is ignored; so is one that
+//   collides with our offer for our own `welcome` when the peer has not joined or resumed
+//   since (we came in later: ours is the current session, and the peer, having heard
+//   `peer-joined`/`peer-resumed` of us, answers it whichever side is polite). Polite: our own
 //   offer gives way. Because this client only ever offers on a fresh connection (join,
 //   resume, recovery of a failed connection), "giving way" closes the connection that
 //   holds only our unanswered offer and answers on a new one, exactly as the Python
@@ -63,6 +66,7 @@ class Link {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.expectFresh = false;
+    this.offerWins = false; // our pending offer is for our latest welcome: it beats a colliding one
     this.pendingCandidates = [];
     this.chain = Promise.resolve();
     this.restartTimer = null;
@@ -116,19 +120,24 @@ export class Mesh extends EventTarget {
       if (peer.connection === "reconnecting") {
         link.expectFresh = true; // it offers to us when it is back
       } else {
-        link.enqueue(() => this.offerFresh(link, epoch));
+        link.enqueue(() => this.offerFresh(link, epoch, true));
       }
     }
     this.startStats();
   }
 
   peerJoined(peerId) {
-    this.link(peerId).expectFresh = true;
+    const link = this.link(peerId);
+    link.expectFresh = true;
+    link.offerWins = false;
   }
 
   peerResumed(peerId) {
-    // Keep the old connection (media may still flow) until the resumed side offers.
-    this.link(peerId).expectFresh = true;
+    // Keep the old connection (media may still flow) until the resumed side offers; its
+    // offer is newer than any of ours still pending.
+    const link = this.link(peerId);
+    link.expectFresh = true;
+    link.offerWins = false;
   }
 
   peerLeft(peerId) {
@@ -208,6 +217,7 @@ export class Mesh extends EventTarget {
     link.generation += 1;
     link.makingOffer = false;
     link.ignoreOffer = false;
+    link.offerWins = false;
     link.pendingCandidates = [];
     link.statsMark = null;
     link.relayGathered = false;
@@ -253,11 +263,16 @@ export class Mesh extends EventTarget {
     this.emit("channel", { peerId: link.peerId, channel });
   }
 
-  /** Newcomer, resumed side, or recovery: a fresh connection and an offer on it. */
-  async offerFresh(link, epoch) {
+  /**
+   * Newcomer, resumed side, or recovery: a fresh connection and an offer on it. `wins`: the
+   * offer is for our own welcome, so a colliding offer of a peer that has not joined or
+   * resumed since is older and gives way.
+   */
+  async offerFresh(link, epoch, wins = false) {
     await this.media.ready;
     if (epoch !== this.epoch || link.closed) return;
     const pc = this.newPc(link);
+    link.offerWins = wins && !link.expectFresh;
     for (const kind of KINDS) {
       const track = this.media.track(kind);
       const streams = this.media.stream ? [this.media.stream] : [];
@@ -328,7 +343,7 @@ export class Mesh extends EventTarget {
     }
     if (!fresh) {
       const collision = link.makingOffer || pc.signalingState !== "stable";
-      link.ignoreOffer = !link.polite && collision;
+      link.ignoreOffer = collision && (link.offerWins || !link.polite);
       if (link.ignoreOffer) {
         link.counters.ignoredOffers += 1;
         return;
