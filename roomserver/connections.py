@@ -18,6 +18,7 @@ aiohttp's own answers to requests it cannot parse leave through
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -57,6 +58,11 @@ def parse_address(text: str | None) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+# Every connection parses its peer's address (a short IP literal from the socket, never a header):
+# a bounded cache of the immutable results.
+_peer_address = functools.lru_cache(maxsize=4096)(parse_address)
 
 
 def client_key(address: Address) -> str:
@@ -125,7 +131,7 @@ class GuardedRequestHandler(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        address = parse_address(_peer_host(transport))
+        address = _peer_address(_peer_host(transport))
         key = self._guard.admit(address)
         if key is None:
             body = error_body(503)

@@ -74,6 +74,8 @@ class Monitor:
         self.services = services
         self.signalling = signalling
         self.feeds: set[asyncio.Queue[str | None]] = set()
+        # The listed events, "at" still in UNIX seconds: formatted only when a dashboard asks
+        # (every join and leave passes here, mostly with no dashboard open).
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
         self.started: dict[str, float] = {}  # room id -> when its first participant entered
         self.titles: dict[str, str] = {}  # room id -> title, for the events of rooms that ended
@@ -121,7 +123,7 @@ class Monitor:
                 "calls": calls_by_room.get(room.id, []),
             })
         rooms.sort(key=lambda r: (r["started_at"] or "", r["id"]))
-        return {"now": iso(time.time()), "rooms": rooms, "events": list(self.recent),
+        return {"now": iso(time.time()), "rooms": rooms, "events": [{**e, "at": iso(e["at"])} for e in self.recent],
                 "alerts": sorted(self.alerts.values(), key=lambda a: a["label"])}
 
     # -- the event bus ----------------------------------------------------------------
@@ -140,7 +142,7 @@ class Monitor:
         elif event.kind == "alert.answer_rate_recovered":
             self.alerts.pop(event.data.get("department", ""), None)
         if event.kind in LISTED:
-            item = {"kind": event.kind, "room": event.room_id, "at": iso(event.at),
+            item = {"kind": event.kind, "room": event.room_id, "at": event.at,
                     **{k: event.data[k] for k in _EVENT_FIELDS if event.data.get(k) is not None}}
             if event.room_id:
                 room = self.signalling.room(event.room_id)
@@ -149,7 +151,8 @@ class Monitor:
                     item["title"] = title
                     self.titles[event.room_id] = title
             self.recent.append(item)
-            self._broadcast("event", item)
+            if self.feeds:
+                self._broadcast("event", {**item, "at": iso(event.at)})
         self._schedule_snapshot()
 
     async def refresh_periodically(self, interval: float = 2.0) -> None:

@@ -131,11 +131,13 @@ class Desks:
 
     # presence, from the owners of rooms: experts are busy while in a consultation
     def entered_room(self, identity: str, room_id: str) -> None:
-        self._spawn(self._quietly("entered", identity=identity, room=room_id))
+        if self.host.follows(identity):
+            self._spawn(self._quietly("entered", identity=identity, room=room_id))
 
     def left_room(self, identity: str, room_id: str, reason: str) -> None:
         """``reason``: "left" or "timeout" (the desk may offer to go back), "removed" (released)."""
-        self._spawn(self._quietly("left", identity=identity, room=room_id, reason=reason))
+        if self.host.follows(identity):
+            self._spawn(self._quietly("left", identity=identity, room=room_id, reason=reason))
 
     def room_ended(self, room_id: str) -> None:
         self._spawn(self._quietly("room_ended", room=room_id))

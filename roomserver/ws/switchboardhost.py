@@ -159,6 +159,17 @@ class SwitchboardHost:
 
     # -- operations (run on the owner) ---------------------------------------------------------------
 
+    def follows(self, identity: str) -> bool:
+        """Whether an ``entered``/``left`` for ``identity`` is worth sending to the owner.
+
+        False only when this node runs the switchboard, no operation is under way or queued, and
+        the identity has no desk: exactly what ``run`` would find if the operation went first,
+        which it may anyway. Saves a task and the lock for every join and leave of an expert or
+        interpreter with no desk here (one invited by link).
+        """
+        board = self.board
+        return board is None or self._lock.locked() or identity in board.desks
+
     async def run(self, op: str, args: dict[str, Any]) -> Any:
         """One switchboard operation, in order with all others; ``CallError`` for a refusal."""
         if self.board is None:

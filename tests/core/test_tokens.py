@@ -263,6 +263,44 @@ def test_malformed_header(codec: TokenCodec) -> None:
     assert_refused("token_malformed", codec.decode, f"{b64url(b'not json')}.{body}.{sig}", NOW)
 
 
+@pytest.mark.parametrize("claim", ["iss", "aud", "sub", "room", "role", "name", "iat", "nbf", "exp", "jti"])
+def test_each_required_claim_missing_under_a_good_signature(codec: TokenCodec, keyset: KeySet, claim: str) -> None:
+    key = keyset.active
+    token = jwt.encode(payload(**{claim: None}), key.private, algorithm=key.alg, headers={"kid": key.kid})
+    assert_refused("token_malformed", codec.decode, token, NOW)
+
+
+@pytest.mark.parametrize("headers", [{"crit": ["exp"]}, {"b64": False, "crit": ["b64"]}], ids=["crit", "b64"])
+def test_header_extensions_we_never_issue_are_refused(codec: TokenCodec, keyset: KeySet,
+                                                      headers: dict[str, object]) -> None:
+    key = keyset.active
+    signed = jwt.encode(payload(), key.private, algorithm=key.alg, headers={"kid": key.kid, **headers})
+    assert_refused("token_malformed", codec.decode, signed, NOW)
+
+
+def test_payload_that_is_not_an_object_under_a_good_signature(codec: TokenCodec, keyset: KeySet) -> None:
+    key = keyset.active
+    algorithm = jwt.algorithms.get_default_algorithms()[key.alg]
+    signing_input = f"{b64url_json({'alg': key.alg, 'kid': key.kid})}.{b64url_json(['iss', 'aud'])}"
+    signature = algorithm.sign(signing_input.encode(), algorithm.prepare_key(key.private))
+    assert_refused("token_malformed", codec.decode, f"{signing_input}.{b64url(signature)}", NOW)
+
+
+def test_audience_as_a_list(codec: TokenCodec, keyset: KeySet) -> None:
+    key = keyset.active
+    ours = jwt.encode(payload(aud=["elsewhere", AUD]), key.private, algorithm=key.alg, headers={"kid": key.kid})
+    assert codec.decode(ours, NOW).room == "r_room1"
+    theirs = jwt.encode(payload(aud=["elsewhere"]), key.private, algorithm=key.alg, headers={"kid": key.kid})
+    assert_refused("token_wrong_audience", codec.decode, theirs, NOW)
+
+
+def test_signature_that_is_not_base64(codec: TokenCodec) -> None:
+    token, _ = mint(codec)
+    head, body, _ = token.split(".")
+    assert_refused("token_malformed", codec.decode, f"{head}.{body}.a", NOW)  # one character: no whole byte
+    assert_refused("token_bad_signature", codec.decode, f"{head}.{body}.", NOW)
+
+
 # --- refusals from admission (with the real ledger) -----------------------------------
 
 

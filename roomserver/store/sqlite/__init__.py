@@ -8,7 +8,11 @@ sync instead of one each — group commit, as PostgreSQL does for its WAL. A uni
 that fails rolls back to its savepoint and the others still commit.
 
 Readers use their own connections (WAL lets them read while the writer
-writes) and see every commit whose future has resolved.
+writes) and see every commit whose future has resolved. They take their units
+from a plain queue and hand results back as the writer does (an asyncio future
+set from the loop), not through ``run_in_executor``: every join reads once, and
+the executor's second future, its lock and the chaining between the two cost the
+event loop more than the hand-off itself.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -47,6 +51,18 @@ class _Job:
         self.unit, self.loop, self.future = unit, loop, future
 
 
+def _deliver(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    """Settle the futures of finished jobs, on their event loop (or at once for blocking callers)."""
+    by_loop: dict[Any, list[tuple[_Job, Any, BaseException | None]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, items in by_loop.items():
+        if loop is None:
+            _settle(items)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(_settle, items)
+
+
 def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
     for job, result, error in outcomes:
         fut = job.future
@@ -72,9 +88,12 @@ class SqliteBackend:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-read")
+        self._reads: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._readers = [threading.Thread(target=self._read_loop, name=f"store-read-{i}", daemon=True)
+                         for i in range(readers)]
         self._writer = threading.Thread(target=self._write_loop, name="store-write", daemon=True)
-        self._writer.start()
+        for thread in (*self._readers, self._writer):
+            thread.start()
         self.commits = 0  # transactions committed (a benchmark reads units/commits)
         self.units = 0
         self.closed = False
@@ -96,21 +115,28 @@ class SqliteBackend:
         if self.closed:
             raise StoreUnavailable("closed")
         loop = asyncio.get_running_loop()
-        if write:
-            future: asyncio.Future[T] = loop.create_future()
-            self._queue.put(_Job(unit, loop, future))
-            return await future
-        return await loop.run_in_executor(self._readers, self._read, unit)
+        future: asyncio.Future[T] = loop.create_future()
+        (self._queue if write else self._reads).put(_Job(unit, loop, future))
+        return await future
 
     def run_blocking(self, unit: Callable[[Tx], T], write: bool) -> T:
         """The same from a thread with no event loop (command line, first start)."""
         if self.closed:
             raise StoreUnavailable("closed")
-        if write:
-            future: Future[T] = Future()
-            self._queue.put(_Job(unit, None, future))
-            return future.result()
-        return self._readers.submit(self._read, unit).result()
+        future: Future[T] = Future()
+        (self._queue if write else self._reads).put(_Job(unit, None, future))
+        return future.result()
+
+    def _read_loop(self) -> None:
+        while True:
+            job = self._reads.get()
+            if job is _STOP:
+                return
+            try:
+                outcome = (job, self._read(job.unit), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a unit's own failure
+                outcome = (job, None, exc)
+            _deliver([outcome])
 
     def _read(self, unit: Callable[[Tx], T]) -> T:
         tx = getattr(self._local, "tx", None)
@@ -145,15 +171,7 @@ class SqliteBackend:
                     stop = True
                     break
                 batch.append(nxt)
-            outcomes = self._commit(batch, tx)
-            by_loop: dict[Any, list[tuple[_Job, Any, BaseException | None]]] = {}
-            for outcome in outcomes:
-                by_loop.setdefault(outcome[0].loop, []).append(outcome)
-            for loop, items in by_loop.items():
-                if loop is None:
-                    _settle(items)
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(_settle, items)
+            _deliver(self._commit(batch, tx))
             if stop:
                 return
 
@@ -193,7 +211,10 @@ class SqliteBackend:
         self.closed = True
         self._queue.put(_STOP)
         self._writer.join(timeout=30)
-        self._readers.shutdown(wait=True)
+        for _ in self._readers:
+            self._reads.put(_STOP)
+        for reader in self._readers:
+            reader.join(timeout=30)
         with self._lock:
             for conn in self._reader_conns:
                 conn.close()
