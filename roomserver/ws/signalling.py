@@ -54,7 +54,7 @@ class Conn:
     """One participant socket, and the seat it is bound to once joined."""
 
     __slots__ = ("ws", "transport", "number", "seat_id", "view", "peers", "prefix", "bucket", "credit", "heard",
-                 "pinged", "outgoing")
+                 "pinged", "outgoing", "late")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, bucket: TokenBucket) -> None:
         self.ws = ws
@@ -70,6 +70,7 @@ class Conn:
         self.heard = time.monotonic()  # when the socket opened, then its last pong (see heartbeat())
         self.pinged: float | None = None  # when the heartbeat last pinged it
         self.outgoing: deque[bytes] | None = None  # frames from other nodes waiting to be written
+        self.late = False  # no join or resume in time: being closed, its first frame is not read
 
     @property
     def room_id(self) -> str | None:
@@ -370,14 +371,13 @@ class Gateway:
                                                       "participants right now; try again."),
                                     CloseCode.TRY_AGAIN, "try again")
             return False
+        # A timer, not ``asyncio.timeout`` (whose context manager cost every join more than the timer).
+        deadline = asyncio.get_running_loop().call_later(s.join_timeout_seconds, self._join_late, conn)
         try:
-            async with asyncio.timeout(s.join_timeout_seconds):  # no task of its own, unlike wait_for
-                first = await self._first_frame(ws)
-        except TimeoutError:
-            await self._error_close(conn, proto.error("join_timeout", "No join or resume message in time."),
-                                    CloseCode.JOIN_TIMEOUT, "join timeout")
-            return False
-        if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            first = await self._first_frame(ws)
+        finally:
+            deadline.cancel()
+        if conn.late or first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return False
         return await self._first(conn, first.data)
 
@@ -394,6 +394,14 @@ class Gateway:
         else:
             await self._send(conn, proto.dumpb(proto.error("rate_limited", "Too many messages; slow down.")))
         return False
+
+    def _join_late(self, conn: Conn) -> None:
+        """The join deadline passed: close the socket. Its ``receive`` then ends (aiohttp lets another
+        task close a socket that one is reading), and ``late`` keeps a frame that came at the same
+        instant from being read as a join, which would spend the token on a closing socket."""
+        conn.late = True
+        self._spawn(self._error_close(conn, proto.error("join_timeout", "No join or resume message in time."),
+                                      CloseCode.JOIN_TIMEOUT, "join timeout"))
 
     @staticmethod
     async def _first_frame(ws: web.WebSocketResponse) -> Any:

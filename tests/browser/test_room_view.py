@@ -286,16 +286,20 @@ async def test_room_end(server, http, api_headers, new_page):
     await again.get_by_role("heading", name="Die Beratung ist beendet.").wait_for(timeout=WAIT_MS)
 
 
+async def browser_and_python(server, http, api_headers) -> tuple[str, str, Participant]:
+    """A room, the counsellor token its page joins with, and a Python participant (an expert) for it."""
+    room = await create_room(http, api_headers)
+    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
+    expert_token = (await invite(http, api_headers, room, "expert", "Sonde"))["token"]
+    return room, counsellor_token, Participant(str(server.make_url("/ws")).replace("http://", "ws://"), expert_token)
+
+
 @pytest.mark.parametrize("first", ["browser", "python"])
 async def test_room_with_aiortc(server, http, api_headers, new_page, first):
     """Browser and Python participant interoperate: either may be the newcomer who offers,
     and either may drop and resume (a fresh connection per peer, docs/protocol.md)."""
-    room = await create_room(http, api_headers)
-    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
-    expert_token = (await invite(http, api_headers, room, "expert", "Sonde"))["token"]
-    url = str(server.make_url("/ws")).replace("http://", "ws://")
+    room, counsellor_token, python = await browser_and_python(server, http, api_headers)
     async with AsyncExitStack() as stack:
-        python = Participant(url, expert_token)
         stack.push_async_callback(python.close)
         if first == "python":
             await python.connect()
@@ -357,12 +361,8 @@ async def test_room_both_resume_at_once(server, http, api_headers, new_page):
     session on both ends, whichever side is polite (docs/protocol.md, *Renegotiation after a
     resume*, rule 4). The later side here is the polite one, where politeness alone decided
     wrongly: both answered, both ignored the answers, and the picture never came back."""
-    room = await create_room(http, api_headers)
-    counsellor_token = (await invite(http, api_headers, room, "counsellor", "Frau Weber"))["token"]
-    expert_token = (await invite(http, api_headers, room, "expert", "Sonde"))["token"]
-    url = str(server.make_url("/ws")).replace("http://", "ws://")
+    room, counsellor_token, python = await browser_and_python(server, http, api_headers)
     async with AsyncExitStack() as stack:
-        python = Participant(url, expert_token)
         stack.push_async_callback(python.close)
         await python.connect()
         page = await by_fragment(new_page, server, "both-resume", room, counsellor_token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import pytest
@@ -14,13 +15,24 @@ from roomserver.ws import SIGNALLING_KEY
 from tests.support import WAIT, RawSocket, create_room, invite, joined
 
 
-async def test_join_timeout_closes_4001(server_factory):
+async def test_join_timeout_closes_4001(server_factory, api_headers):
     srv, _ = await server_factory(ROOMSERVER_SIGNALLING_JOIN_TIMEOUT_SECONDS="0.5")
     async with srv_client(srv) as http:
         sock = await RawSocket.open(http)
         error = await sock.next()
         assert error["type"] == "error" and error["code"] == "join_timeout"
         assert await sock.closed() == CloseCode.JOIN_TIMEOUT
+
+        # A join that comes as the deadline passes is not read: the token is still unspent.
+        room = await create_room(http, api_headers)
+        token = (await invite(http, api_headers, room, "citizen"))["token"]
+        late = await RawSocket.open(http)
+        assert (await late.next())["code"] == "join_timeout"
+        with contextlib.suppress(ConnectionError):
+            await late.send({"type": "join", "token": token})
+        assert await late.closed() == CloseCode.JOIN_TIMEOUT
+        welcome = await (await RawSocket.open(http)).join(token)
+        assert welcome["type"] == "welcome", welcome
 
 
 async def test_first_message_must_be_join(http):
