@@ -178,8 +178,8 @@ class TokenCodec:
 def _verifier(key: SigningKey) -> Callable[[bytes, bytes], bool]:
     """``(signing input, signature) -> good`` for one key of the set.
 
-    Ed25519 by libsodium (PyNaCl): the same RFC 8032 check as OpenSSL's, stricter about
-    non-canonical signatures, in about 60 % of its CPU time, and this runs on every join.
+    Ed25519 by libsodium (PyNaCl): the same RFC 8032 check as OpenSSL's in about 60 % of
+    its CPU time, and this runs on every join.
     ES256 and HS256 by pyjwt's algorithm objects (``cryptography``, ``hmac``).
     """
     if key.alg == "EdDSA":
